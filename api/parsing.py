@@ -1,0 +1,113 @@
+"""Reading requests strictly: JSON bodies, idempotency keys and receipts.
+
+Everything that is not exactly what the contract says is refused with a problem naming the
+field, before any service runs, so bad input never changes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import request
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+
+from stopapp.errors import BadRequestError, UnsupportedMediaTypeError, ValidationError
+
+# JSON nested deeper than this is refused before it reaches a schema (no request of the
+# contract goes past 4 levels).
+MAX_JSON_DEPTH = 32
+RECEIPT_HEADER = "X-Report-Receipt"
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages, flat: {"location.lat": [...], "vehicles.0.plate": [...]}."""
+    if isinstance(messages, list | tuple):
+        return {prefix or "body": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        path = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+        for field, texts in flatten_errors(value, path).items():
+            flat.setdefault(field, []).extend(texts)
+    return flat
+
+
+def read_json() -> object:
+    """The request body parsed as strict JSON.
+
+    Raises UnsupportedMediaTypeError unless the body is declared application/json,
+    BadRequestError for anything that is not valid UTF-8 JSON (NaN and Infinity included),
+    and lets Werkzeug's 413 through for bodies over the configured limit.
+    """
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaTypeError("Send the body as application/json.")
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError("The body is not valid UTF-8.") from exc
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequestError("The body is not valid JSON.") from exc
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise BadRequestError("The JSON is nested too deeply.")
+    return data
+
+
+def load_body(schema: Schema) -> dict:
+    """Read the JSON body and validate it with `schema`.
+
+    Raises ValidationError (422) with field paths when it breaks a rule, and what read_json raises.
+    """
+    data = read_json()
+    if not isinstance(data, dict):
+        raise ValidationError(
+            "The body must be a JSON object.", errors={"body": ["Not an object."]}
+        )
+    try:
+        return schema.load(data)
+    except SchemaError as exc:
+        raise ValidationError(
+            "The request breaks the rules of the API.", errors=flatten_errors(exc.messages)
+        ) from exc
+
+
+def idempotency_key() -> uuid.UUID:
+    """The required Idempotency-Key header, a UUID.
+
+    Raises ValidationError when it is missing or not a UUID.
+    """
+    raw = request.headers.get("Idempotency-Key", "").strip()
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        problem = "Required." if not raw else "Must be a UUID."
+        raise ValidationError(
+            "Send a UUID in the Idempotency-Key header.", errors={"Idempotency-Key": [problem]}
+        ) from exc
+
+
+def receipt() -> str | None:
+    """The X-Report-Receipt header, if any (never logged)."""
+    return request.headers.get(RECEIPT_HEADER)

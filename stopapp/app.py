@@ -1,0 +1,63 @@
+"""The composition root: builds the Flask app and mounts the API and the web queue on it.
+
+This is the one module of the core that imports `api/` and `triage/` (see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from stopapp.config import Config
+from stopapp.extensions import db, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the app from the environment; `test_config` overrides settings in tests.
+
+    Raises RuntimeError in production when a secret still has its development default.
+    """
+    config = Config.from_env(test_config)
+    config.check()
+
+    app = Flask(__name__)
+    app.config.update(config.flask_settings())
+    app.extensions["stopapp.config"] = config
+    app.extensions["stopapp.redis"] = Redis.from_url(
+        config.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
+    )
+    if config.TRUSTED_PROXIES:
+        n = int(config.TRUSTED_PROXIES)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    import stopapp.models  # noqa: F401 - register every model before migrations look
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir())
+
+    from api import init_api
+    from triage import init_triage
+
+    init_api(app)
+    init_triage(app)
+
+    from stopapp.cli import register_cli
+
+    register_cli(app)
+    _quiet_loggers()
+    return app
+
+
+def _migrations_dir() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def _quiet_loggers() -> None:
+    # Werkzeug's request log line carries the client address and the path (report ids); the
+    # reporter's safety wins over convenience.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,120 @@
+"""Configuration, read from the environment once, when the app is created.
+
+Local defaults work out of the box for development and tests. In production
+(`STOPAPP_ENV=production`) the app refuses to start while any secret still has its
+development default, so a forgotten variable can never ship a known key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+# Development-only values. They are public (they are in this repository), which is exactly
+# why production refuses them.
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+# A valid Fernet key (32 url-safe base64 bytes) that is obviously not secret.
+DEV_DATA_ENCRYPTION_KEY = "ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24="
+DEV_RECEIPT_KEY = "dev-receipt-key-not-for-production"
+
+MiB = 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+@dataclass
+class Config:
+    """Every setting the app reads. Field names are the environment variable names."""
+
+    STOPAPP_ENV: str = "development"
+    DATABASE_URL: str = "postgresql+psycopg://postgres@127.0.0.1:5432/stopapp"
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
+    DATA_ENCRYPTION_KEY: str = DEV_DATA_ENCRYPTION_KEY
+    # Derives receipts from idempotency keys so a retry can be answered with the same receipt
+    # although only its hash is stored.
+    RECEIPT_KEY: str = DEV_RECEIPT_KEY
+    MEDIA_ROOT: str = "var/media"
+    SMTP_HOST: str = "127.0.0.1"
+    SMTP_PORT: int = 8025
+    SMTP_FROM: str = "STOP APP intelligence <noreply@stopapp.invalid>"
+    # Rate limits, in flask-limiter notation; separate several with ";".
+    RATELIMIT_REPORTS: str = "10/minute;100/hour"
+    RATELIMIT_PHOTOS: str = "30/minute;300/hour"
+    RATELIMIT_READS: str = "60/minute"
+    # Failed receipt checks (404s) per client and per report: guessing is throttled.
+    RATELIMIT_RECEIPT_FAILURES: str = "10/minute;50/day"
+    RATELIMIT_ENABLED: int = 1
+    # How many proxies in front of the app set X-Forwarded-For (0: trust none).
+    TRUSTED_PROXIES: int = 0
+    MAX_JSON_BYTES: int = 1 * MiB
+    MAX_PHOTO_BYTES: int = 20 * MiB
+    MAX_PHOTOS_PER_REPORT: int = 10
+    MAX_PHOTO_PIXELS: int = 60_000_000
+    # A report still `received` this long after it was stored is queued again by the reconciler.
+    RECONCILE_AFTER_S: int = 60
+
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, overrides: dict | None = None) -> Config:
+        """Build the configuration from the environment, then apply `overrides` (tests)."""
+        values: dict = {}
+        for f in fields(cls):
+            if f.name == "extra" or f.name not in os.environ:
+                continue
+            values[f.name] = _env_int(f.name, 0) if f.type == "int" else os.environ[f.name]
+        config = cls(**values)
+        for key, value in (overrides or {}).items():
+            if key in {f.name for f in fields(cls)}:
+                setattr(config, key, value)
+            else:
+                config.extra[key] = value
+        return config
+
+    @property
+    def is_production(self) -> bool:
+        return self.STOPAPP_ENV == "production"
+
+    def check(self) -> None:
+        """Refuse to run in production with any development secret.
+
+        Raises RuntimeError naming the variables that must be set.
+        """
+        if not self.is_production:
+            return
+        weak = [
+            name
+            for name, dev in (
+                ("SECRET_KEY", DEV_SECRET_KEY),
+                ("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY),
+                ("RECEIPT_KEY", DEV_RECEIPT_KEY),
+            )
+            if not getattr(self, name) or dev in getattr(self, name).split(",")
+        ]
+        if weak:
+            raise RuntimeError(
+                "Refusing to start in production with development secrets: set " + ", ".join(weak)
+            )
+
+    def flask_settings(self) -> dict:
+        """The subset Flask and its extensions read from app.config."""
+        return {
+            "SECRET_KEY": self.SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": self.DATABASE_URL,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            "MAX_CONTENT_LENGTH": self.MAX_JSON_BYTES,
+            "RATELIMIT_STORAGE_URI": self.REDIS_URL,
+            "RATELIMIT_ENABLED": bool(int(self.RATELIMIT_ENABLED)),
+            "RATELIMIT_HEADERS_ENABLED": True,
+            # A Redis outage must not stop reports: the limiter then fails open, to memory.
+            "RATELIMIT_SWALLOW_ERRORS": True,
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            "RESTX_MASK_SWAGGER": False,
+            "RESTX_ERROR_404_HELP": False,
+            **self.extra,
+        }

@@ -1,0 +1,1 @@
+"""Reports from the public: intake, the reporter's view, and reporter messages."""

@@ -1,0 +1,134 @@
+"""Reports, their messages, and the exploitation-type taxonomy."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from geoalchemy2 import Geography
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Sequence,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from stopapp.constants import SRID, ReportState
+from stopapp.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Analysts' short references (R-2026-000123) count from this sequence. It is internal: the
+# public id is a random UUID, so nobody outside can count or enumerate reports.
+report_reference_seq = Sequence("report_reference_seq", metadata=db.metadata)
+
+
+class ExploitationType(db.Model):
+    """One entry of the taxonomy; admins can add entries, the app shows `labels`."""
+
+    __tablename__ = "exploitation_types"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # {"en": "Labour exploitation", "es": "...", ...}
+    labels: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class Report(db.Model):
+    """A report from a member of the public."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    reference: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    # Hashes only: the raw key and the receipt never reach the database.
+    idempotency_key_hash: Mapped[bytes] = mapped_column(
+        LargeBinary(32), unique=True, nullable=False
+    )
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    receipt_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    exploitation_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False)
+    location = mapped_column(
+        Geography(geometry_type="POINT", srid=SRID, spatial_index=True), nullable=True
+    )
+    location_accuracy_m: Mapped[float | None] = mapped_column(Float)
+    location_source: Mapped[str | None] = mapped_column(String(8))
+    place: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    occurred_precision: Mapped[str] = mapped_column(String(8), nullable=False, default="unknown")
+    ongoing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # {"victims": 3, "minors": false, "suspects": 1, "description": "..."}
+    people: Mapped[dict | None] = mapped_column(JSONB)
+    # [{"description": "white van", "registration": "AB12 CDE"}]
+    vehicles: Mapped[list | None] = mapped_column(JSONB)
+    language: Mapped[str | None] = mapped_column(String(35))
+    app_platform: Mapped[str | None] = mapped_column(String(16))
+    app_version: Mapped[str | None] = mapped_column(String(32))
+    # Fernet token of {"name", "phone", "email"}; present only when the reporter consented.
+    contact_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    state: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=ReportState.RECEIVED.value
+    )
+    # 1 is the most urgent; set by triage enrichment.
+    priority: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow,
+        server_default=func.now(),
+    )
+
+    messages: Mapped[list[ReportMessage]] = relationship(
+        back_populates="report", order_by="ReportMessage.created_at"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint("location IS NOT NULL OR place IS NOT NULL", name="location_or_place"),
+        CheckConstraint(
+            "state IN ('received','new','in_review','actioned','closed','dismissed','duplicate')",
+            name="known_state",
+        ),
+        Index("ix_reports_state_created_at", "state", "created_at"),
+    )
+
+
+class ReportMessage(db.Model):
+    """A message on a report: from the reporter, or from an analyst to the reporter."""
+
+    __tablename__ = "report_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    sender: Mapped[str] = mapped_column(String(16), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )
+
+    report: Mapped[Report] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        CheckConstraint("sender IN ('reporter','analyst')", name="known_sender"),
+    )

@@ -1,0 +1,265 @@
+"""The rules of report intake and of the reporter's own view of a report.
+
+Plain functions: they work in the caller's unit of work (flush, never commit) and raise
+ProblemError subclasses. Nothing here logs report text, contact details or coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from geoalchemy2.elements import WKTElement
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from stopapp.constants import REPORTER_STATUS, SRID, MessageSender, ReportState
+from stopapp.errors import IdempotencyMismatchError, NotFoundError, ValidationError
+from stopapp.extensions import db, redis_client, settings
+from stopapp.media.models import Photo
+from stopapp.reports.models import (
+    ExploitationType,
+    Report,
+    ReportMessage,
+    report_reference_seq,
+    utcnow,
+)
+from stopapp.security import (
+    ContactCipher,
+    derive_receipt,
+    idempotency_key_hash,
+    receipt_hash,
+    receipt_matches,
+    sha256,
+)
+from stopapp.tasks import QUEUE_TRIAGE, JobSpec, enqueue_after_commit
+
+DEFAULT_TYPES = ["unknown"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The answer to a report submission; identical for every retry of the same request."""
+
+    report: Report
+    receipt: str
+    created: bool
+
+    @property
+    def reporter_status(self) -> str:
+        # A replay repeats the first answer, which was always "received".
+        return REPORTER_STATUS[ReportState.RECEIVED]
+
+
+def triage_job(report_id: uuid.UUID) -> JobSpec:
+    """The enrichment job of one report (deterministic id, so queueing twice is harmless)."""
+    return JobSpec(
+        func="workers.jobs.triage_report",
+        args=(str(report_id),),
+        job_id=f"triage-report-{report_id}",
+        queue=QUEUE_TRIAGE,
+        timeout_s=120,
+    )
+
+
+def list_exploitation_types(*, active_only: bool = True) -> list[ExploitationType]:
+    """The taxonomy in display order."""
+    query = select(ExploitationType).order_by(ExploitationType.position, ExploitationType.code)
+    if active_only:
+        query = query.where(ExploitationType.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def _request_fingerprint(fields: dict) -> bytes:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return sha256(canonical)
+
+
+def _check_types(codes: list[str]) -> list[str]:
+    known = {t.code for t in list_exploitation_types()}
+    unknown = sorted(set(codes) - known)
+    if unknown:
+        raise ValidationError(
+            "Unknown exploitation type.",
+            errors={"exploitation_types": [f"Unknown value: {code}." for code in unknown]},
+        )
+    # Keep the client's order but drop repeats.
+    return list(dict.fromkeys(codes))
+
+
+def _point(location: dict | None) -> WKTElement | None:
+    if location is None:
+        return None
+    return WKTElement(f"POINT({location['lon']!r} {location['lat']!r})", srid=SRID)
+
+
+def _encrypted_contact(contact: dict | None) -> bytes | None:
+    """Contact details are kept only with explicit consent, and only encrypted."""
+    if not contact or contact.get("consent_to_contact") is not True:
+        return None
+    details = {k: contact[k] for k in ("name", "phone", "email") if contact.get(k)}
+    if not details:
+        return None
+    return ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt(details)
+
+
+def _find_by_key(key_hash: bytes) -> Report | None:
+    return db.session.scalar(select(Report).where(Report.idempotency_key_hash == key_hash))
+
+
+def _replay(existing: Report, fingerprint: bytes, idempotency_key: uuid.UUID) -> Submission:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyMismatchError(
+            "This Idempotency-Key was already used for a different report.",
+            errors={"Idempotency-Key": ["Already used with a different body."]},
+        )
+    receipt = derive_receipt(settings().RECEIPT_KEY, idempotency_key)
+    return Submission(report=existing, receipt=receipt, created=False)
+
+
+def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
+    """Store a new report, or return the first answer for a retried submission.
+
+    `fields` is the validated request body (see api/schemas.py). The triage job is queued only
+    after the caller's unit of work commits.
+
+    Raises ValidationError for unknown exploitation types and IdempotencyMismatchError when the
+    key was used before with a different body.
+    """
+    key_hash = idempotency_key_hash(idempotency_key)
+    fingerprint = _request_fingerprint(fields)
+    existing = _find_by_key(key_hash)
+    if existing is not None:
+        return _replay(existing, fingerprint, idempotency_key)
+
+    config = settings()
+    receipt = derive_receipt(config.RECEIPT_KEY, idempotency_key)
+    location = fields.get("location")
+    people = fields.get("people")
+    app_info = fields.get("app") or {}
+    session = db.session()
+    number = session.scalar(select(report_reference_seq.next_value()))
+    report = Report(
+        reference=f"R-{utcnow().year}-{number:06d}",
+        idempotency_key_hash=key_hash,
+        request_hash=fingerprint,
+        receipt_hash=receipt_hash(receipt),
+        description=fields["description"],
+        exploitation_types=_check_types(fields.get("exploitation_types") or DEFAULT_TYPES),
+        location=_point(location),
+        location_accuracy_m=location.get("accuracy_m") if location else None,
+        location_source=location.get("source") if location else None,
+        place=fields.get("place"),
+        occurred_at=fields.get("occurred_at"),
+        occurred_precision=fields.get("occurred_precision") or "unknown",
+        ongoing=bool(fields.get("ongoing")),
+        people=people,
+        vehicles=fields.get("vehicles"),
+        language=fields.get("language"),
+        app_platform=app_info.get("platform"),
+        app_version=app_info.get("version"),
+        contact_encrypted=_encrypted_contact(fields.get("contact")),
+        state=ReportState.RECEIVED.value,
+    )
+    try:
+        with session.begin_nested():
+            session.add(report)
+            session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the race; its row is committed now
+        # (the unique index made this insert wait for it), so answer as a retry.
+        existing = _find_by_key(key_hash)
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint, idempotency_key)
+
+    enqueue_after_commit(session, redis_client(), triage_job(report.id))
+    return Submission(report=report, receipt=receipt, created=True)
+
+
+def report_for_reporter(report_id: uuid.UUID, receipt: str | None) -> Report:
+    """The report, if `receipt` is its receipt.
+
+    Raises NotFoundError for an unknown id and for a wrong or missing receipt alike, so that a
+    caller cannot tell whether a report exists.
+    """
+    report = db.session.get(Report, report_id)
+    # Hash the presented receipt even for unknown ids: both paths then cost the same.
+    if not receipt_matches(receipt, report.receipt_hash if report else None) or report is None:
+        raise NotFoundError("No report with this id and receipt.")
+    return report
+
+
+def reporter_status(report_id: uuid.UUID, receipt: str | None) -> dict:
+    """The reporter's coarse, safe view of their report, its photos and its messages.
+
+    Raises NotFoundError as report_for_reporter does.
+    """
+    report = report_for_reporter(report_id, receipt)
+    photos = db.session.scalars(
+        select(Photo).where(Photo.report_id == report.id).order_by(Photo.created_at)
+    )
+    return {
+        "id": report.id,
+        "status": REPORTER_STATUS[ReportState(report.state)],
+        "updated_at": report.updated_at,
+        "photos": [
+            {"id": p.id, "status": p.status, "reason": p.reject_reason} for p in photos
+        ],
+        "messages": [
+            {"id": m.id, "from": m.sender, "body": m.body, "sent_at": m.created_at}
+            for m in report.messages
+        ],
+    }
+
+
+def add_reporter_message(report_id: uuid.UUID, receipt: str | None, body: str) -> ReportMessage:
+    """Add the reporter's message to their report.
+
+    Raises NotFoundError as report_for_reporter does.
+    """
+    report = report_for_reporter(report_id, receipt)
+    message = ReportMessage(report_id=report.id, sender=MessageSender.REPORTER.value, body=body)
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def triage_priority(report: Report) -> int:
+    """Initial priority, 1 the most urgent: children first, then exploitation still going on."""
+    people = report.people or {}
+    if "child" in report.exploitation_types or people.get("minors") is True:
+        return 1
+    if report.ongoing:
+        return 2
+    return 3
+
+
+def enrich_report(report_id: uuid.UUID) -> bool:
+    """Move a `received` report into the analysts' queue with its initial priority.
+
+    Safe to run twice: a report already past `received`, or gone, is left as it is.
+    Returns True when the report moved.
+    """
+    report = db.session.get(Report, report_id, with_for_update=True)
+    if report is None or report.state != ReportState.RECEIVED.value:
+        return False
+    report.priority = triage_priority(report)
+    report.state = ReportState.NEW.value
+    db.session.flush()
+    return True
+
+
+def reports_awaiting_triage(older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:
+    """Ids of reports still `received` after `older_than`: their job was lost or never sent."""
+    cutoff: datetime = utcnow() - older_than
+    return list(
+        db.session.scalars(
+            select(Report.id)
+            .where(Report.state == ReportState.RECEIVED.value, Report.created_at < cutoff)
+            .order_by(Report.created_at)
+            .limit(limit)
+        )
+    )
