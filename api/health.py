@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from api.problem import problem_response
 from stopapp.health import readiness
 
 blueprint = Blueprint("health", __name__)
@@ -19,9 +20,12 @@ def healthz():
 def readyz():
     """200 when PostgreSQL and Redis both answer, else 503 with Retry-After."""
     checks = readiness()
-    ok = all(checks.values())
-    body = {"status": "ok" if ok else "unavailable",
-            "checks": {name: "ok" if up else "down" for name, up in checks.items()}}
-    if ok:
-        return body, 200
-    return body, 503, {"Retry-After": "10", "Cache-Control": "no-store"}
+    states = {name: "ok" if up else "down" for name, up in checks.items()}
+    if all(checks.values()):
+        return {"status": "ok", "checks": states}, 200, {"Cache-Control": "no-store"}
+    down = ", ".join(name for name, up in checks.items() if not up)
+    return problem_response(
+        503, "Service Unavailable", f"Not answering: {down}.",
+        headers={"Retry-After": "10", "Cache-Control": "no-store"},
+        extensions={"checks": states},
+    )

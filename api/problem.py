@@ -11,6 +11,8 @@ import logging
 
 from flask import Flask, Response, json
 from flask_restx import Api
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from stopapp.errors import ProblemError
@@ -28,13 +30,15 @@ def problem_response(
     type_uri: str = "about:blank",
     errors: dict | None = None,
     headers: dict | None = None,
+    extensions: dict | None = None,
 ) -> Response:
-    """Build a problem+json response."""
+    """Build a problem+json response; `extensions` are extra members (RFC 9457, 3.2)."""
     body: dict = {"type": type_uri, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if errors:
         body["errors"] = errors
+    body.update(extensions or {})
     response = Response(
         json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MEDIA_TYPE
     )
@@ -62,6 +66,13 @@ def render_error(error: BaseException) -> Response:
         if retry_after:
             headers["Retry-After"] = retry_after
         return problem_response(error.code, error.name, error.description, headers=headers)
+    if isinstance(error, OperationalError | RedisConnectionError):
+        # A backing service is down: the client should retry later, nothing was stored.
+        log.error("backing service unavailable: %s", type(error).__name__)
+        return problem_response(
+            503, "Service Unavailable", "A backing service is down; try again shortly.",
+            headers={"Retry-After": "30"},
+        )
     # Only the type reaches the log line; the traceback shows code, not the request's data.
     log.error("unhandled %s", type(error).__name__, exc_info=error)
     return problem_response(500, "Internal Server Error", "The server could not complete this.")
