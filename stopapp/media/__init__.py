@@ -1,0 +1,1 @@
+"""Photo handling: validation, metadata stripping, re-encoding and storage."""
