@@ -14,7 +14,8 @@ from flask import current_app
 from geoalchemy2 import alembic_helpers
 
 config = context.config
-fileConfig(config.config_file_name)
+# Keep the app's loggers alive when migrations run inside another process (tests, CLI).
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db

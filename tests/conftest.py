@@ -89,7 +89,10 @@ def redis_conn() -> Redis:
 
 @pytest.fixture
 def make_app(migrated_database, redis_conn, tmp_path):
-    """Build an app on the test services with some settings overridden."""
+    """Build apps on the test services with some settings overridden.
+
+    These apps commit for real; the tables are truncated after the test.
+    """
     apps = []
 
     def build(**overrides):
@@ -98,6 +101,11 @@ def make_app(migrated_database, redis_conn, tmp_path):
         return app
 
     yield build
+    cleanup = create_app(test_settings(tmp_path))
+    with cleanup.app_context():
+        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        db.session.commit()
+        db.engine.dispose()
     for app in apps:
         with app.app_context():
             db.engine.dispose()
@@ -126,7 +134,7 @@ def _rolled_back(app):
 
 @pytest.fixture
 def app(make_app):
-    """The app, with every test rolled back."""
+    """The app, with everything the test writes rolled back."""
     yield from _rolled_back(make_app())
 
 
@@ -138,12 +146,7 @@ def client(app):
 @pytest.fixture
 def committed_app(make_app):
     """The app with real commits, for tests that cross connections or processes."""
-    app = make_app()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
-        db.session.commit()
+    return make_app()
 
 
 @pytest.fixture

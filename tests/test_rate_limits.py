@@ -1,0 +1,71 @@
+"""Rate limits on the public endpoints, counted in Redis, answered 429 with Retry-After."""
+
+from __future__ import annotations
+
+from tests.conftest import DEAD_REDIS_URL, submit
+from tests.helpers import assert_problem, counts
+
+
+def status_of(client, report_id: str, receipt: str, address: str = "198.51.100.7"):
+    return client.get(
+        f"/api/v1/reports/{report_id}/status",
+        headers={"X-Report-Receipt": receipt},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_submissions_over_the_limit_get_429_with_retry_after(make_app):
+    app = make_app(RATELIMIT_REPORTS="2/minute")
+    client = app.test_client()
+    assert submit(client).status_code == 201
+    assert submit(client).status_code == 201
+    response = submit(client)
+    assert_problem(response, 429)
+    assert int(response.headers["Retry-After"]) > 0
+    with app.app_context():
+        assert counts()["reports"] == 2
+
+
+def test_limits_are_per_client(make_app):
+    client = make_app(RATELIMIT_REPORTS="1/minute").test_client()
+    assert submit(client, environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 201
+    assert submit(client, environ_base={"REMOTE_ADDR": "198.51.100.2"}).status_code == 201
+    assert submit(client, environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 429
+
+
+def test_receipt_guessing_is_throttled_per_client(make_app):
+    client = make_app(RATELIMIT_RECEIPT_FAILURES="3/minute").test_client()
+    created = submit(client).get_json()
+    for _ in range(3):
+        assert status_of(client, created["id"], "GUESS").status_code == 404
+    response = status_of(client, created["id"], created["receipt"])
+    assert_problem(response, 429)
+
+
+def test_receipt_guessing_is_throttled_per_report_across_clients(make_app):
+    client = make_app(RATELIMIT_RECEIPT_FAILURES="3/minute").test_client()
+    created = submit(client).get_json()
+    for n in range(3):
+        assert status_of(client, created["id"], "GUESS", f"203.0.113.{n}").status_code == 404
+    assert status_of(client, created["id"], "GUESS", "203.0.113.99").status_code == 429
+
+
+def test_successful_reads_do_not_count_as_failures(make_app):
+    client = make_app(RATELIMIT_RECEIPT_FAILURES="2/minute").test_client()
+    created = submit(client).get_json()
+    for _ in range(5):
+        assert status_of(client, created["id"], created["receipt"]).status_code == 200
+
+
+def test_rate_limit_buckets_hold_no_client_address(make_app, redis_conn):
+    client = make_app(RATELIMIT_REPORTS="5/minute").test_client()
+    submit(client, environ_base={"REMOTE_ADDR": "198.51.100.77"})
+    keys = [k.decode() for k in redis_conn.keys("*")]
+    assert keys, "the limiter should count in Redis"
+    assert not any("198.51.100.77" in key for key in keys)
+
+
+def test_limiter_fails_open_when_redis_is_down(make_app):
+    # A reporter must never be refused because the rate-limit store is unreachable.
+    client = make_app(REDIS_URL=DEAD_REDIS_URL, RATELIMIT_REPORTS="5/minute").test_client()
+    assert submit(client).status_code == 201
