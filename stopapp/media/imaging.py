@@ -113,6 +113,10 @@ class ImageRejected(Exception):
         self.detail = detail
         self.status = _STATUS_BY_CODE[code]
 
+    def __reduce__(self) -> tuple[type["ImageRejected"], tuple[str, str]]:
+        # Exception's default pickling replays only the message; job queues pickle errors.
+        return (type(self), (self.code, self.detail))
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -303,7 +307,7 @@ def _opened(
 # Real HEIC files have a handful of top-level boxes and a meta box of some kilobytes; these
 # bound the work spent on hostile ones.
 _MAX_TOP_LEVEL_BOXES = 1024
-_MAX_META_BYTES = 4 * 1024 * 1024
+_MAX_META_BYTES = 1024 * 1024
 
 
 def _check_container_length(fh: BinaryIO, fmt: str, head: bytes) -> None:
@@ -369,6 +373,8 @@ def _heif_item_data_end(meta: bytes) -> int:
     pos = 4  # meta is a full box: version and flags come first
     while pos + 8 <= len(meta):
         box_size = int.from_bytes(meta[pos : pos + 4], "big")
+        if box_size == 0:  # the last box may say "to the end"
+            box_size = len(meta) - pos
         if box_size < 8:
             raise ValueError("bad box size inside meta")
         if meta[pos + 4 : pos + 8] == b"iloc":
@@ -403,6 +409,12 @@ def _iloc_data_end(iloc: bytes) -> int:
         base_offset = uint(pos + 2, base_offset_size)
         extent_count = uint(pos + 2 + base_offset_size, 2)
         pos += 4 + base_offset_size
+        if index_size + offset_size + length_size == 0:
+            # Zero-width extents occupy no bytes: looping over a hostile count would only
+            # burn time, and they can reach no further than the base offset.
+            extent_count = 0
+            if construction_method == 0 and data_reference_index == 0:
+                furthest = max(furthest, base_offset)
         for _ in range(extent_count):
             pos += index_size
             extent_offset = uint(pos, offset_size)
@@ -488,8 +500,7 @@ def process_image(
         # resets the EXIF orientation to 1; the EXIF tag must not be applied a second time.
         orientation = 1 if fmt == "heif" else _orientation(exif)
         del exif
-        display = _display_pixels(im, target, orientation)
-    # The original is closed and its pixels freed here; only the display-size copy remains.
+        display = _display_pixels(im, target, orientation)  # closes im, freeing its pixels
     display_jpeg = _encode_jpeg(display, DISPLAY_QUALITY)
     thumb_size = _fit(display.size, thumb_max_px)
     thumb = display if thumb_size == display.size else display.resize(thumb_size, _RESAMPLE)
@@ -517,24 +528,31 @@ def _fit(size: tuple[int, int], max_px: int) -> tuple[int, int]:
 def _display_pixels(im: Image.Image, target: tuple[int, int], orientation: int) -> Image.Image:
     """The decoded frame resized, made upright and flattened to RGB in a brand-new image.
 
-    Work is ordered to keep memory low: only modes that cannot be resized well are converted
-    at full size; resizing comes before rotating, so the rotation touches the small copy.
+    Consumes `im`: it is closed as soon as its pixels have been used. Work is ordered to keep
+    the peak low: only modes that cannot be resized well are converted at full size, and
+    rotation comes after resizing, so it touches the small copy.
     """
     work = _resizable(im)
+    if work is not im:
+        im.close()
     if work.size != target:
-        resized = work.resize(target, _RESAMPLE)
-        if work is not im:
+        if work.width != target[0] and work.height != target[1]:
+            # Pillow resamples in two passes, horizontal then vertical, and holds the source, a
+            # full-height intermediate and the result at once. Making the passes two calls
+            # gives the same pixels but frees the full-size source before the second pass.
+            narrowed = work.resize((target[0], work.height), _RESAMPLE)
             work.close()
+            work = narrowed
+        resized = work.resize(target, _RESAMPLE)
+        work.close()
         work = resized
     transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:
         turned = work.transpose(transpose)
-        if work is not im:
-            work.close()
+        work.close()
         work = turned
     fresh = _fresh_rgb(work)
-    if work is not im:
-        work.close()
+    work.close()
     return fresh
 
 

@@ -1,6 +1,8 @@
 """Tests of stopapp.media.imaging on the real test photos and on files built here."""
 
+import io
 import math
+import pickle
 import struct
 import time
 import warnings
@@ -709,6 +711,8 @@ def test_image_rejected_codes() -> None:
         assert (error.code, error.status, error.detail) == (code, 422, "detail")
     with pytest.raises(ValueError):
         ImageRejected("nope", "x")
+    copy = pickle.loads(pickle.dumps(ImageRejected("truncated", "cut short")))
+    assert (copy.code, copy.status, copy.detail) == ("truncated", 422, "cut short")
 
 
 def test_accepted_formats() -> None:
@@ -722,3 +726,36 @@ def test_validate_does_not_leak_file_handles(tmp_path: Path) -> None:
     for _ in range(20):
         validate_upload(good)
         rejected(lambda: validate_upload(bad))
+
+
+def test_hostile_heif_item_table_is_cheap(tmp_path: Path) -> None:
+    # An 'iloc' listing 65535 items of 65535 zero-width extents each: billions of entries if
+    # walked one by one. It must be refused quickly.
+    items = struct.pack(">HHHH", 1, 0, 0, 0xFFFF) * 0xFFFF  # id, method, data ref, count
+    iloc_body = b"\x01\x00\x00\x00" + b"\x00\x00" + struct.pack(">H", 0xFFFF) + items
+    iloc = struct.pack(">I", 8 + len(iloc_body)) + b"iloc" + iloc_body
+    meta_body = b"\x00\x00\x00\x00" + iloc
+    meta = struct.pack(">I", 8 + len(meta_body)) + b"meta" + meta_body
+    ftyp = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    path = write(tmp_path, "items.heic", ftyp + meta)
+    started = time.perf_counter()
+    assert rejected(lambda: validate_upload(path)).code == "undecodable"
+    assert time.perf_counter() - started < 1.0
+
+
+def test_encoder_output_guard() -> None:
+    # The last line of defence in imaging: any metadata segment in an encoded copy is a bug.
+    from stopapp.media.imaging import _assert_bare_jpeg
+
+    plain, tagged = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 8)).save(plain, "JPEG")
+    _assert_bare_jpeg(plain.getvalue())
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"
+    Image.new("RGB", (8, 8)).save(tagged, "JPEG", exif=exif)
+    with pytest.raises(RuntimeError):
+        _assert_bare_jpeg(tagged.getvalue())
+    commented = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(commented, "JPEG", comment=b"hello")
+    with pytest.raises(RuntimeError):
+        _assert_bare_jpeg(commented.getvalue())
