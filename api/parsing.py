@@ -25,19 +25,27 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value, limit: int) -> int:
+def _check_structure(value, max_depth: int) -> None:
+    """Refuse nesting deeper than `max_depth` and strings that are not valid Unicode.
+
+    JSON's \\uXXXX escapes can spell a lone UTF-16 surrogate, which is not a character: it
+    cannot be stored or even echoed back in UTF-8, so it is refused like invalid UTF-8.
+    """
     stack = [(value, 1)]
-    deepest = 0
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
+        if level > max_depth:
+            raise BadRequestError("The JSON is nested too deeply.")
         if isinstance(item, dict):
+            stack.extend((k, level + 1) for k in item)
             stack.extend((v, level + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
-    return deepest
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadRequestError("The body holds an unpaired UTF-16 surrogate.") from exc
 
 
 def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
@@ -70,8 +78,7 @@ def read_json() -> object:
         data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequestError("The body is not valid JSON.") from exc
-    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise BadRequestError("The JSON is nested too deeply.")
+    _check_structure(data, MAX_JSON_DEPTH)
     return data
 
 

@@ -15,6 +15,15 @@ from stopapp.constants import LocationSource, OccurredPrecision
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_MESSAGE_CHARS = 5_000
 MAX_FUTURE = timedelta(minutes=5)
+# Nothing reported can have happened earlier; it also keeps every date representable in UTC
+# (an offset on 0001-01-01 would fall before year 1, which PostgreSQL stores but cannot return).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def no_nul(value: str) -> None:
+    """PostgreSQL text cannot hold U+0000; refuse it here rather than fail on insert."""
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
 
 
 class StrictFloat(fields.Float):
@@ -65,6 +74,7 @@ def text(max_chars: int, *, min_chars: int = 1, description: str = "", **kwargs)
         validate=[
             validate.Length(min=min_chars, max=max_chars),
             validate.Regexp(r"(?s).*\S", error="Must not be blank."),
+            no_nul,
         ],
         metadata={"description": description} if description else {},
         **kwargs,
@@ -109,7 +119,7 @@ class VehicleSchema(StrictSchema):
 
 class ContactSchema(StrictSchema):
     name = text(200)
-    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()./-]{3,40}$"))
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()./-]{3,40}\Z"))
     email = fields.Email(validate=validate.Length(max=254))
     consent_to_contact = StrictBoolean(
         metadata={"description": "Without true, nothing of the contact is stored."}
@@ -118,7 +128,7 @@ class ContactSchema(StrictSchema):
 
 class AppInfoSchema(StrictSchema):
     platform = fields.String(validate=validate.OneOf(["android", "ios", "web", "other"]))
-    version = fields.String(validate=validate.Regexp(r"^[0-9A-Za-z.+-]{1,32}$"))
+    version = fields.String(validate=validate.Regexp(r"^[0-9A-Za-z.+-]{1,32}\Z"))
 
 
 class ReportCreateSchema(StrictSchema):
@@ -142,7 +152,7 @@ class ReportCreateSchema(StrictSchema):
     people = fields.Nested(PeopleSchema)
     vehicles = fields.List(fields.Nested(VehicleSchema), validate=validate.Length(max=20))
     language = fields.String(
-        validate=validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"),
+        validate=validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z"),
         metadata={"description": "BCP 47 language tag of the description."},
     )
     contact = fields.Nested(ContactSchema)
@@ -158,6 +168,8 @@ class ReportCreateSchema(StrictSchema):
         occurred_at = data.get("occurred_at")
         if occurred_at is not None and occurred_at > datetime.now(UTC) + MAX_FUTURE:
             raise ValidationError("Must not be more than 5 minutes in the future.", "occurred_at")
+        if occurred_at is not None and occurred_at < EARLIEST:
+            raise ValidationError("Must not be before 1900.", "occurred_at")
 
 
 class ReportCreatedSchema(Schema):

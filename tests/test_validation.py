@@ -457,9 +457,7 @@ def test_unknown_type_with_used_key_changes_nothing(client, app, redis_conn):
     assert_stored(app, redis_conn, ONE_REPORT, jobs=1)
 
 
-# --- Known bugs: well-formed values the database cannot hold, and lax patterns -------------
-# Each is written as the contract wants it and marked xfail(strict=True): when the bug is fixed
-# the test passes, pytest reports XPASS as a failure, and the marker must go.
+# --- Well-formed values the database cannot hold, and patterns that must match whole --------
 
 UNSTORABLE = [
     pytest.param(put("description", "a\u0000b"), "description", id="nul-description"),
@@ -480,7 +478,6 @@ UNSTORABLE = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: value passes the schema, fails in PostgreSQL: 500")
 @pytest.mark.parametrize("mutation, field", UNSTORABLE)
 def test_value_the_database_cannot_hold_is_422(client, app, redis_conn, mutation, field):
     response = submit(client, mutated(mutation))
@@ -488,10 +485,6 @@ def test_value_the_database_cannot_hold_is_422(client, app, redis_conn, mutation
     assert_nothing_stored(app, redis_conn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a lone surrogate escape (\\ud800) is accepted and fails UTF-8 encoding: 500",
-)
 @pytest.mark.parametrize("field", ["description", "place"])
 def test_lone_surrogate_is_refused(client, app, redis_conn, field):
     raw = json.dumps({**VALID_REPORT, field: "a\ud800b"})  # ensure_ascii writes "\\ud800"
@@ -504,9 +497,6 @@ def test_lone_surrogate_is_refused(client, app, redis_conn, field):
     assert_nothing_stored(app, redis_conn)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: patterns end in $, which accepts a trailing newline: 201 and stored"
-)
 @pytest.mark.parametrize(
     "mutation, field",
     [
@@ -596,7 +586,6 @@ def test_message_of_5000_chars_is_accepted(client, app, redis_conn, report):
     assert_stored(app, redis_conn, {**ONE_REPORT, "report_messages": 1}, jobs=1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: message body with NUL or a lone surrogate: 500")
 @pytest.mark.parametrize("raw", [b'{"body": "a\\u0000b"}', b'{"body": "a\\ud800b"}'],
                          ids=["nul", "lone-surrogate"])
 def test_message_the_database_cannot_hold_is_refused(client, app, redis_conn, report, raw):
@@ -695,9 +684,8 @@ NESTED_FIELDS = [
     "lat", "lon", "accuracy_m", "source", "victims", "minors", "suspects", "registration",
     "name", "phone", "email", "consent_to_contact", "platform", "version", "body",
 ]
-# NUL and lone surrogates are left out: they have their own (xfail) tests above, and leaving
-# them in would only make this test find those two bugs again.
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+# Any character at all, NUL and lone surrogates included.
+TEXT = st.text(max_size=30)
 KEYS = st.one_of(st.sampled_from(REPORT_FIELDS + NESTED_FIELDS), TEXT)
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
