@@ -446,8 +446,10 @@ def _load(im: ImageFile.ImageFile) -> None:
 def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) -> ImageInfo:
     """Check that `path` holds a whole, decodable photo of an accepted format and size.
 
-    The pixel count is checked from the header before any decoding; then the image is decoded
-    for real (a JPEG at 1/8 scale, which still reads every byte of its entropy-coded data).
+    The pixel count is checked from the header before any decoding, and a WebP or HEIF file
+    must be as long as its container declares (libheif would otherwise paint a cut HEIC's
+    missing tiles green and call it a success). Then the image is decoded for real (a JPEG at
+    1/8 scale, which still reads every byte of its entropy-coded data).
 
     Raises ImageRejected with code "empty", "unsupported_type" (status 415),
     "too_many_pixels", "decompression_bomb", "truncated" or "undecodable" (status 422), and
