@@ -118,3 +118,34 @@ def idempotency_key() -> uuid.UUID:
 def receipt() -> str | None:
     """The X-Report-Receipt header, if any (never logged)."""
     return request.headers.get(RECEIPT_HEADER)
+
+
+PHOTO_FIELD = "photo"
+# Room for the multipart framing around a photo of the maximum size.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def photo_upload(max_photo_bytes: int):
+    """A callable that parses the multipart body and returns the stream of its one photo.
+
+    The body is read only when the callable is called (after the receipt was checked). While
+    it streams in, Werkzeug stops at the size limit with a 413.
+
+    The callable raises UnsupportedMediaTypeError unless the body is multipart/form-data, and
+    ValidationError unless it holds exactly one file, in the field `photo`, and nothing else.
+    """
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaTypeError("Send the photo as multipart/form-data.")
+    request.max_content_length = max_photo_bytes + MULTIPART_OVERHEAD_BYTES
+
+    def open_upload():
+        files, form = request.files, request.form
+        unknown = sorted((set(files) | set(form)) - {PHOTO_FIELD})
+        errors = {name: ["Unknown field."] for name in unknown}
+        if len(files.getlist(PHOTO_FIELD)) != 1:
+            errors[PHOTO_FIELD] = ["Send exactly one file in this field."]
+        if errors:
+            raise ValidationError("The upload breaks the rules of the API.", errors=errors)
+        return files[PHOTO_FIELD].stream
+
+    return open_upload

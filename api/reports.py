@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from flask_restx import Namespace, Resource
+from flask_restx import Namespace, Resource, reqparse
+from werkzeug.datastructures import FileStorage
 
 from api import parsing
 from api.openapi import register_models
@@ -12,6 +13,7 @@ from api.ratelimit import failed_lookup, limiter, report_key, setting
 from api.schemas import (
     MessageCreateSchema,
     MessageSchema,
+    PhotoAcceptedSchema,
     ProblemSchema,
     ReportCreatedSchema,
     ReportCreateSchema,
@@ -19,13 +21,14 @@ from api.schemas import (
 )
 from stopapp.db import unit_of_work
 from stopapp.extensions import settings
+from stopapp.media import services as media
 from stopapp.reports import services
 
 ns = Namespace("reports", path="/reports", description="Reports from the public")
 models = register_models(
     ns,
     [ReportCreateSchema, ReportCreatedSchema, ReportStatusSchema, MessageCreateSchema,
-     MessageSchema, ProblemSchema],
+     MessageSchema, PhotoAcceptedSchema, ProblemSchema],
 )
 _create_schema = ReportCreateSchema()
 _message_schema = MessageCreateSchema()
@@ -51,6 +54,14 @@ receipt_limits = [
         setting("RATELIMIT_RECEIPT_FAILURES"), key_func=report_key, deduct_when=failed_lookup
     ),
 ]
+
+
+# Documents the multipart body; the request itself is read by parsing.photo_upload.
+photo_form = reqparse.RequestParser()
+photo_form.add_argument(
+    "photo", location="files", type=FileStorage, required=True,
+    help="One JPEG, PNG, WebP or HEIC/HEIF photo; judged by its content.",
+)
 
 
 def _problem(code: int, text: str):
@@ -123,3 +134,27 @@ class ReportMessages(Resource):
                  "sent_at": message.created_at}
             )
         return body, 201, {"Cache-Control": "no-store"}
+
+
+@ns.route("/<uuid:report_id>/photos")
+class ReportPhotos(Resource):
+    decorators = [limiter.limit(setting("RATELIMIT_PHOTOS")), *receipt_limits[1:]]
+
+    @ns.doc(params={**receipt_header, **idempotency_header})
+    @ns.expect(photo_form)
+    @ns.response(202, "Accepted; processing follows", models["PhotoAccepted"])
+    @_problem(404, "Unknown id, or wrong or missing receipt")
+    @_problem(409, "The report has its maximum number of photos")
+    @_problem(413, "Over 20 MiB")
+    @_problem(415, "Not JPEG, PNG, WebP or HEIC/HEIF by content, or not multipart")
+    @_problem(422, "Undecodable, truncated, empty, over 60 megapixels, or a bomb")
+    @_problem(429, "Rate limited; see Retry-After")
+    def post(self, report_id: uuid.UUID):
+        """Attach a photo to a report. Only a metadata-free copy is ever kept."""
+        key = parsing.idempotency_key()
+        open_upload = parsing.photo_upload(settings().MAX_PHOTO_BYTES)
+        with unit_of_work():
+            accepted = media.accept_photo(report_id, parsing.receipt(), key, open_upload)
+            # A retry repeats the first answer: the photo was accepted for processing.
+            body = PhotoAcceptedSchema().dump({"id": accepted.photo.id, "status": "processing"})
+        return body, 202, {"Cache-Control": "no-store"}

@@ -8,11 +8,15 @@ from datetime import timedelta
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import redis_client, settings
+from stopapp.media import services as media
 from stopapp.reports import services as reports
 from stopapp.tasks import send_job
 from workers.context import in_app_context
 
 log = logging.getLogger(__name__)
+
+# An upload older than this with no photo row lost its row in a crash: the sweep deletes it.
+ORPHAN_AFTER = timedelta(hours=1)
 
 
 @in_app_context
@@ -30,9 +34,39 @@ def reconcile() -> int:
     """
     grace = timedelta(seconds=settings().RECONCILE_AFTER_S)
     with unit_of_work():
-        waiting = reports.reports_awaiting_triage(grace)
-    specs = [reports.triage_job(report_id) for report_id in waiting]
+        specs = [reports.triage_job(i) for i in reports.reports_awaiting_triage(grace)]
+        specs += [media.process_job(i) for i in media.photos_awaiting_processing(grace)]
+        swept = media.sweep_quarantine(ORPHAN_AFTER)
     sent = sum(send_job(redis_client(), spec) for spec in specs)
-    if sent:
-        log.info("reconciler queued %d job(s)", sent)
+    if sent or swept:
+        log.info("reconciler queued %d job(s), deleted %d orphaned upload(s)", sent, swept)
     return sent
+
+
+@in_app_context
+def process_photo(photo_id: str) -> str:
+    """Rebuild a quarantined photo without metadata; the original is deleted in every outcome.
+
+    Transient errors are raised for RQ to retry; after the last attempt the photo is rejected
+    as `processing_failed` (recorded on the row) instead. A photo that keeps killing its worker
+    is stopped the same way once the reconciler has re-queued it past the attempt limit.
+    """
+    photo = uuid.UUID(photo_id)
+    with unit_of_work():
+        attempt = media.start_attempt(photo)
+    if attempt is None:
+        return "nothing to do"
+    try:
+        if attempt > media.MAX_ATTEMPTS:
+            raise RuntimeError("attempt limit reached")
+        with unit_of_work():
+            quarantine_key = media.process_photo(photo)
+    except Exception as exc:
+        if attempt < media.MAX_ATTEMPTS:
+            raise
+        log.error("photo %s failed for good: %s", photo_id, type(exc).__name__)
+        with unit_of_work():
+            quarantine_key = media.fail_photo(photo, type(exc).__name__)
+    if quarantine_key:
+        media.storage().quarantine_delete(quarantine_key)
+    return "done"

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from typing import BinaryIO, Protocol, runtime_checkable
 
 _CHUNK = 64 * 1024
@@ -64,6 +65,10 @@ class Storage(Protocol):
 
     def quarantine_delete(self, key: str) -> None:
         """Remove a quarantined upload; a missing one is not an error."""
+        ...
+
+    def quarantine_keys(self, older_than_s: float) -> list[str]:
+        """Keys of quarantined uploads written more than `older_than_s` seconds ago."""
         ...
 
 
@@ -176,6 +181,19 @@ class LocalStorage:
         Raises ValueError for a malformed key.
         """
         _unlink_if_present(self._quarantine_path(key))
+
+    def quarantine_keys(self, older_than_s: float) -> list[str]:
+        """Keys of quarantined uploads written more than `older_than_s` seconds ago.
+
+        Partial files of uploads still streaming in are not listed (they are not keys yet).
+        """
+        cutoff = time.time() - older_than_s
+        keys = []
+        with os.scandir(self.quarantine_root) as entries:
+            for entry in entries:
+                if _QUARANTINE_KEY.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
+                    keys.append(entry.name)
+        return keys
 
     # -- keys ---------------------------------------------------------------------------------
 

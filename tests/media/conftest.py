@@ -5,7 +5,6 @@ STOPAPP_TESTDATA to point elsewhere.
 """
 
 import io
-import os
 import re
 import struct
 from collections.abc import Callable, Iterable
@@ -15,9 +14,8 @@ import pytest
 from PIL import Image
 
 from stopapp.media import imaging  # noqa: F401 - registers the HEIF opener for the tests too
+from tests.conftest import TESTDATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TESTDATA = Path(os.environ.get("STOPAPP_TESTDATA", REPO_ROOT.parent / "shared" / "testdata"))
 PHOTOS = TESTDATA / "photos"
 
 # Every photo that must be accepted and processed.
@@ -64,10 +62,9 @@ ALLOWED_INFO_KEYS = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi"}
 
 
 def photo(name: str) -> Path:
-    """Path of a shared test photo; skips the test if the test data is not there."""
+    """Path of a shared test photo. Missing test data fails loudly: a skip would hide it."""
     path = PHOTOS / name
-    if not path.exists():
-        pytest.skip(f"test photo {name} not found under {PHOTOS}")
+    assert path.exists(), f"test photo {name} not found under {PHOTOS} (set STOPAPP_TESTDATA)"
     return path
 
 

@@ -1,0 +1,277 @@
+"""The rules for photos: accepting an upload, processing it, and never keeping the original.
+
+An upload is streamed into quarantine, checked (type by content, size, pixel count, a real
+decode) and recorded as `processing`; a job then rebuilds it as two metadata-free JPEGs and
+deletes the original whatever the outcome. A quarantined file that lost its row (a crash
+between writing it and committing) is swept by the reconciler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import BinaryIO
+
+from geoalchemy2.elements import WKTElement
+from sqlalchemy import func, select
+
+from stopapp.constants import SRID, PhotoStatus
+from stopapp.errors import (
+    ConflictError,
+    IdempotencyMismatchError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from stopapp.extensions import db, redis_client, settings
+from stopapp.media.imaging import ImageRejected, process_image, validate_upload
+from stopapp.media.models import Photo
+from stopapp.media.storage import LocalStorage, QuarantineTooLarge, Storage
+from stopapp.reports.models import Report, utcnow
+from stopapp.reports.services import report_for_reporter
+from stopapp.security import idempotency_key_hash
+from stopapp.tasks import QUEUE_MEDIA, JobSpec, enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+# Delayed retries for transient failures (storage, database); after the last one the photo is
+# rejected as `processing_failed` and its original deleted.
+RETRY_INTERVALS_S = (10, 60, 300)
+MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS_S)
+
+
+def storage() -> Storage:
+    """The media store of the current app (a folder now; an object store can replace it)."""
+    return LocalStorage(settings().MEDIA_ROOT)
+
+
+def process_job(photo_id: uuid.UUID) -> JobSpec:
+    """The processing job of one photo (deterministic id: queueing twice is harmless)."""
+    return JobSpec(
+        func="workers.jobs.process_photo",
+        args=(str(photo_id),),
+        job_id=f"process-photo-{photo_id}",
+        queue=QUEUE_MEDIA,
+        timeout_s=300,
+        retry_intervals_s=RETRY_INTERVALS_S,
+    )
+
+
+class _HashingReader:
+    """Reads through a stream while hashing what passes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.sha256.update(chunk)
+        return chunk
+
+
+@dataclass(frozen=True)
+class AcceptedPhoto:
+    photo: Photo
+    created: bool
+
+
+def _rejection(error: ImageRejected) -> Exception:
+    if error.status == 415:
+        return UnsupportedMediaTypeError(
+            "Send a JPEG, PNG, WebP or HEIC/HEIF photo.", errors={"photo": [error.code]}
+        )
+    return ValidationError(f"The photo cannot be accepted: {error.detail}.",
+                           errors={"photo": [error.code]})
+
+
+def _quarantine(upload: BinaryIO, store: Storage) -> tuple[str, int, bytes]:
+    config = settings()
+    reader = _HashingReader(upload)
+    try:
+        key, size = store.quarantine_put(reader, config.MAX_PHOTO_BYTES)
+    except QuarantineTooLarge as exc:
+        raise PayloadTooLargeError(
+            f"A photo may be at most {config.MAX_PHOTO_BYTES} bytes.",
+            errors={"photo": ["too_large"]},
+        ) from exc
+    return key, size, reader.sha256.digest()
+
+
+def accept_photo(
+    report_id: uuid.UUID,
+    receipt: str | None,
+    idempotency_key: uuid.UUID,
+    open_upload: Callable[[], BinaryIO],
+) -> AcceptedPhoto:
+    """Quarantine and check an upload for a report, and queue its processing after commit.
+
+    `open_upload` is called only once the receipt has been checked, so an unauthenticated
+    request never has its body read. A retry with the same Idempotency-Key and the same bytes
+    returns the first photo.
+
+    Raises NotFoundError (unknown report or wrong receipt), PayloadTooLargeError (over
+    MAX_PHOTO_BYTES), ConflictError (the report has its maximum of photos),
+    UnsupportedMediaTypeError (not JPEG, PNG, WebP or HEIF by content), ValidationError
+    (empty, undecodable, truncated, too many pixels, a decompression bomb) and
+    IdempotencyMismatchError (the key was used for other bytes).
+    """
+    report = report_for_reporter(report_id, receipt)
+    store = storage()
+    key, size, digest = _quarantine(open_upload(), store)
+    try:
+        accepted = _record(report, idempotency_key, store, key, size, digest)
+    except BaseException:
+        store.quarantine_delete(key)
+        raise
+    if not accepted.created:
+        store.quarantine_delete(key)
+    return accepted
+
+
+def _record(
+    report: Report, idempotency_key: uuid.UUID, store: Storage, key: str, size: int, digest: bytes
+) -> AcceptedPhoto:
+    key_hash = idempotency_key_hash(idempotency_key, scope=f"photo:{report.id}")
+    # Serialise uploads to one report, so that two at once cannot both take the last place.
+    db.session.execute(select(Report.id).where(Report.id == report.id).with_for_update())
+    existing = db.session.scalar(
+        select(Photo).where(Photo.report_id == report.id, Photo.idempotency_key_hash == key_hash)
+    )
+    if existing is not None:
+        if existing.upload_sha256 != digest:
+            raise IdempotencyMismatchError(
+                "This Idempotency-Key was already used for a different photo.",
+                errors={"Idempotency-Key": ["Already used with a different photo."]},
+            )
+        return AcceptedPhoto(photo=existing, created=False)
+
+    config = settings()
+    kept = db.session.scalar(
+        select(func.count()).select_from(Photo).where(
+            Photo.report_id == report.id, Photo.status != PhotoStatus.REJECTED.value
+        )
+    )
+    if kept >= config.MAX_PHOTOS_PER_REPORT:
+        raise ConflictError(f"A report may have at most {config.MAX_PHOTOS_PER_REPORT} photos.")
+    try:
+        info = validate_upload(store.quarantine_path(key), max_pixels=config.MAX_PHOTO_PIXELS)
+    except ImageRejected as exc:
+        raise _rejection(exc) from exc
+
+    photo = Photo(
+        report_id=report.id,
+        idempotency_key_hash=key_hash,
+        upload_sha256=digest,
+        upload_bytes=size,
+        detected_format=info.format,
+        status=PhotoStatus.PROCESSING.value,
+        quarantine_key=key,
+    )
+    db.session.add(photo)
+    db.session.flush()
+    enqueue_after_commit(db.session(), redis_client(), process_job(photo.id))
+    return AcceptedPhoto(photo=photo, created=True)
+
+
+def start_attempt(photo_id: uuid.UUID) -> int | None:
+    """Count one more processing attempt; None when the photo is no longer processing."""
+    photo = db.session.get(Photo, photo_id, with_for_update=True)
+    if photo is None or photo.status != PhotoStatus.PROCESSING.value:
+        return None
+    photo.attempts += 1
+    db.session.flush()
+    return photo.attempts
+
+
+def _finish(photo: Photo, status: PhotoStatus, reason: str | None = None) -> str | None:
+    """Mark the photo done; returns the quarantine key for the caller to delete after commit."""
+    key = photo.quarantine_key
+    photo.status = status.value
+    photo.reject_reason = reason
+    photo.quarantine_key = None
+    photo.processed_at = utcnow()
+    db.session.flush()
+    return key
+
+
+def process_photo(photo_id: uuid.UUID) -> str | None:
+    """Rebuild a quarantined photo as metadata-free display and thumbnail JPEGs.
+
+    Keeps the GPS position and capture time from its EXIF as analyst-only evidence; device
+    make, model and serial are never read into the database. A photo that is not an acceptable
+    image after all is rejected with the reason code. Safe to run twice: a photo no longer
+    `processing` is left alone.
+
+    Returns the quarantine key to delete once the caller has committed, or None.
+    Raises OSError (storage) for the job to retry.
+    """
+    photo = db.session.get(Photo, photo_id, with_for_update=True)
+    if photo is None or photo.status != PhotoStatus.PROCESSING.value:
+        return None
+    store = storage()
+    config = settings()
+    try:
+        result = process_image(
+            store.quarantine_path(photo.quarantine_key), max_pixels=config.MAX_PHOTO_PIXELS
+        )
+    except ImageRejected as exc:
+        return _finish(photo, PhotoStatus.REJECTED, exc.code)
+    except FileNotFoundError:
+        # The original is gone (a sweep, or a lost disk): nothing left to process.
+        return _finish(photo, PhotoStatus.REJECTED, "original_missing")
+    photo.display_key = store.put(result.display_jpeg, ".jpg")
+    photo.thumb_key = store.put(result.thumb_jpeg, ".jpg")
+    photo.width, photo.height = result.display_size
+    if result.gps is not None:
+        lat, lon = result.gps
+        photo.gps_location = WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID)
+    if result.captured_at is not None:
+        if result.captured_at.tzinfo is None:
+            photo.captured_at_local = result.captured_at
+        else:
+            photo.captured_at = result.captured_at
+    return _finish(photo, PhotoStatus.READY)
+
+
+def fail_photo(photo_id: uuid.UUID, error: str) -> str | None:
+    """Reject a photo whose processing failed for good; returns the quarantine key to delete."""
+    photo = db.session.get(Photo, photo_id, with_for_update=True)
+    if photo is None or photo.status != PhotoStatus.PROCESSING.value:
+        return None
+    photo.last_error = error[:500]
+    return _finish(photo, PhotoStatus.REJECTED, "processing_failed")
+
+
+def photos_awaiting_processing(older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:
+    """Ids of photos still `processing` after `older_than`: their job was lost or never sent."""
+    return list(
+        db.session.scalars(
+            select(Photo.id)
+            .where(Photo.status == PhotoStatus.PROCESSING.value,
+                   Photo.created_at < utcnow() - older_than)
+            .order_by(Photo.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def sweep_quarantine(older_than: timedelta) -> int:
+    """Delete quarantined uploads that no photo row points at (a crash between writing the
+    file and committing its row). Returns how many it deleted.
+    """
+    store = storage()
+    candidates = store.quarantine_keys(older_than.total_seconds())
+    if not candidates:
+        return 0
+    referenced = set(
+        db.session.scalars(select(Photo.quarantine_key).where(Photo.quarantine_key.in_(candidates)))
+    )
+    orphans = [key for key in candidates if key not in referenced]
+    for key in orphans:
+        store.quarantine_delete(key)
+    return len(orphans)
