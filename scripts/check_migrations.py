@@ -11,34 +11,26 @@ from __future__ import annotations
 import os
 import sys
 
-import psycopg
 from flask_migrate import check, downgrade, upgrade
 from sqlalchemy import make_url
 
 from stopapp import create_app
+from stopapp.dbadmin import drop_database, recreate_database
 from stopapp.extensions import db
 
 
 def main() -> int:
     base = make_url(os.environ["DATABASE_URL"])
-    scratch = base.set(database=f"{base.database}_migcheck")
-    admin = base.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{scratch.database}"')
-    plain = scratch.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION postgis")
-        conn.execute("CREATE EXTENSION pg_trgm")
-    app = create_app({"DATABASE_URL": scratch.render_as_string(hide_password=False)})
+    scratch = base.set(database=f"{base.database}_migcheck").render_as_string(hide_password=False)
+    recreate_database(scratch)
+    app = create_app({"DATABASE_URL": scratch})
     with app.app_context():
         upgrade()
         check()  # exits non-zero when the models and the migrations disagree
         downgrade(revision="base")
         upgrade()
         db.engine.dispose()
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{scratch.database}" WITH (FORCE)')
+    drop_database(scratch)
     print("migrations: one head, models in step, downgrade and upgrade again OK")
     return 0
 

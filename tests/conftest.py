@@ -12,15 +12,15 @@ import os
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from redis import Redis
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from stopapp import create_app
+from stopapp.dbadmin import recreate_database
 from stopapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +35,8 @@ DEAD_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/stopapp_test"
 TABLES = ("photos", "report_messages", "reports")
 
 
-def _recreate_database(url: str) -> None:
-    target = make_url(url)
-    admin = target.set(database="postgres", drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{target.database}"')
-    plain = target.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+# Kept under this name for the scripts that build on the test fixtures (bench/).
+_recreate_database = recreate_database
 
 
 def test_settings(tmp_path: Path, **overrides) -> dict:
@@ -70,7 +62,7 @@ test_settings.__test__ = False  # a helper, not a test
 @pytest.fixture(scope="session")
 def migrated_database() -> str:
     """The test database, rebuilt once per session by running every migration."""
-    _recreate_database(DATABASE_URL)
+    recreate_database(DATABASE_URL)
     app = create_app({"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL})
     with app.app_context():
         upgrade()
