@@ -23,8 +23,7 @@ trap stop INT TERM EXIT
 $BIN/python -m scripts.mailsink --port "$SMTP_PORT" --dir var/mail & pids+=($!)
 $BIN/python -m workers.worker & pids+=($!)
 $BIN/rq cron --url "$REDIS_URL" workers.cron & pids+=($!)
-$BIN/gunicorn --no-control-socket --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
-  --access-logfile - --access-logformat '%(m)s %(U)s %(s)s %(M)sms' wsgi:app & pids+=($!)
+BIND="127.0.0.1:$PORT" $BIN/gunicorn wsgi:app & pids+=($!)
 
 sleep 2
 cat <<MSG
