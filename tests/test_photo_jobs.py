@@ -9,8 +9,10 @@ took the photo is recorded nowhere, and the raw upload is deleted once processin
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -43,9 +45,11 @@ from tests.test_photos_api import (
     new_report,
     photo_bytes,
     quarantined,
+    row_as_bytes,
     stored_media,
     upload,
 )
+from tests.test_privacy_logs import all_logged
 from tests.test_reliability import run_worker_burst
 from workers import jobs
 
@@ -123,6 +127,18 @@ def test_processed_photo_is_ready_with_two_bare_copies_and_no_original(app, clie
     assert max(thumb.size) <= 320
 
 
+def test_stored_copies_are_private_to_the_service(app, client):
+    _, photo_id = accept(client, "exif_chunk.png")
+    process(app, photo_id)
+    root = media_root(app) / "media"
+    files = stored_media(app)
+    assert len(files) == 2
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        for directory in path.relative_to(root).parents:
+            assert stat.S_IMODE((root / directory).stat().st_mode) == 0o700
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED_GPS))
 def test_gps_of_a_geotagged_photo_is_kept_for_analysts(app, client, name):
     _, photo_id = accept(client, name)
@@ -144,21 +160,6 @@ def test_photo_without_gps_gets_no_position(app, client, name):
     row = photo_row(app, photo_id)
     assert row.status == PhotoStatus.READY.value
     assert row.gps_location is None
-
-
-def row_as_bytes(app, photo_id: str) -> list[bytes]:
-    """Every column of the photo's row as stored (columns added later included)."""
-    with app.app_context():
-        row = db.session.execute(
-            text("SELECT * FROM photos WHERE id = :id"), {"id": uuid.UUID(photo_id)}
-        ).one()
-    values = []
-    for value in row:
-        if isinstance(value, bytes | bytearray | memoryview):
-            values.append(bytes(value))
-        elif value is not None:
-            values.append(str(value).encode())
-    return values
 
 
 @pytest.mark.parametrize("name", ACCEPTED_PHOTOS)
@@ -289,6 +290,47 @@ def test_job_queued_again_past_the_attempt_limit_rejects_the_photo(app, client):
     row = photo_row(app, photo_id)
     assert (row.status, row.reject_reason) == ("rejected", "processing_failed")
     assert quarantined(app) == [] and stored_media(app) == []
+
+
+LOG_CANARIES = ("Canary", "40.4469", "-3.7247", "iPhone", "Apple")
+
+
+def assert_not_logged(caplog, canaries) -> None:
+    logged = all_logged(caplog)
+    for canary in canaries:
+        assert canary not in logged, f"{canary!r} reached the logs"
+
+
+def test_processing_and_its_failure_log_nothing_about_the_photo(app, client, caplog):
+    caplog.set_level(logging.INFO)  # what the worker runs at
+    report = new_report(client)
+    response = upload(client, report, photo_bytes("iphone6_gps.jpg"), filename="Canary St.jpg")
+    assert response.status_code == 202
+    photo_id = response.get_json()["id"]
+    media_dir = media_root(app) / "media"
+    shutil.rmtree(media_dir)
+    media_dir.write_bytes(b"")  # every attempt fails, and the last one is logged
+    for _ in range(1, media.MAX_ATTEMPTS):
+        with pytest.raises(OSError):
+            process(app, photo_id)
+    assert process(app, photo_id) == "done"
+    assert any(r.levelno >= logging.ERROR for r in caplog.records)
+    assert_not_logged(caplog, (report.receipt, *LOG_CANARIES))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the 'PIL' loggers are left at the root level (stopapp/app.py _quiet_loggers "
+    "silences only 'werkzeug'); with DEBUG logging, the level tests/test_privacy_logs.py "
+    "holds the app to, "
+    "PIL.TiffImagePlugin logs every EXIF tag of each upload, during validation and "
+    "processing: Make b'Apple', Model b'iPhone 6', the GPSLatitude/GPSLongitude rationals",
+)
+def test_debug_logging_records_nothing_of_the_photos_exif(app, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, photo_id = accept(client, "iphone6_gps.jpg")
+    process(app, photo_id)
+    assert_not_logged(caplog, LOG_CANARIES)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, text
 from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, stream_encode_multipart
@@ -171,6 +171,21 @@ def photos_in_db(app) -> list[Photo]:
         return rows
 
 
+def row_as_bytes(app, photo_id: str) -> list[bytes]:
+    """Every column of the photo's row as stored (columns added later included)."""
+    with app.app_context():
+        row = db.session.execute(
+            text("SELECT * FROM photos WHERE id = :id"), {"id": uuid.UUID(photo_id)}
+        ).one()
+    values = []
+    for value in row:
+        if isinstance(value, bytes | bytearray | memoryview):
+            values.append(bytes(value))
+        elif value is not None:
+            values.append(str(value).encode())
+    return values
+
+
 def assert_nothing_kept(app) -> None:
     """No Photo row, no raw upload in quarantine, nothing in the media store."""
     assert photos_in_db(app) == []
@@ -268,6 +283,17 @@ def test_type_is_judged_by_content_not_by_name_or_declared_type(app, client):
                       filename="x.gif", content_type="text/plain")
     assert response.status_code == 202, response.get_data(as_text=True)
     assert [p.detected_format for p in photos_in_db(app)] == ["jpeg"]
+
+
+def test_uploaded_file_name_and_declared_type_are_stored_nowhere(app, client):
+    # Phones name files after people and places; only the pixels may be kept.
+    response = upload(client, new_report(client), photo_bytes("exif_chunk.png"),
+                      filename="Maria Canary at 12 King Street.png",
+                      content_type="image/x-canary-type")
+    assert response.status_code == 202
+    values = row_as_bytes(app, response.get_json()["id"])
+    assert not any(b"Canary" in value or b"canary" in value for value in values)
+    assert not any("Canary" in path.name for path in quarantined(app))
 
 
 # --------------------------------------------------------------------------------------------
