@@ -61,3 +61,5 @@ def _quiet_loggers() -> None:
     # Werkzeug's request log line carries the client address and the path (report ids); the
     # reporter's safety wins over convenience.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Pillow logs every EXIF tag it parses at DEBUG: device make, model, GPS rationals.
+    logging.getLogger("PIL").setLevel(logging.INFO)

@@ -318,14 +318,6 @@ def test_processing_and_its_failure_log_nothing_about_the_photo(app, client, cap
     assert_not_logged(caplog, (report.receipt, *LOG_CANARIES))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the 'PIL' loggers are left at the root level (stopapp/app.py _quiet_loggers "
-    "silences only 'werkzeug'); with DEBUG logging, the level tests/test_privacy_logs.py "
-    "holds the app to, "
-    "PIL.TiffImagePlugin logs every EXIF tag of each upload, during validation and "
-    "processing: Make b'Apple', Model b'iPhone 6', the GPSLatitude/GPSLongitude rationals",
-)
 def test_debug_logging_records_nothing_of_the_photos_exif(app, client, caplog):
     caplog.set_level(logging.DEBUG)
     _, photo_id = accept(client, "iphone6_gps.jpg")
@@ -412,13 +404,6 @@ def test_sweep_keeps_the_upload_of_a_photo_still_processing(app, client):
     assert photo_row(app, photo_id).quarantine_key == raw.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the sweep only sees finished quarantine keys (LocalStorage.quarantine_keys), "
-    "so the '.part-*' file of an API worker killed mid-upload (SIGKILL after gunicorn's "
-    "graceful timeout on a restart, the OOM killer), raw bytes with GPS and all, is never "
-    "deleted",
-)
 def test_sweep_deletes_an_old_partial_upload(app):
     quarantine = media_root(app) / "quarantine"
     LocalStorage(media_root(app))  # creates the directories

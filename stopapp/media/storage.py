@@ -25,6 +25,8 @@ _FILE_MODE = 0o600
 _SUFFIX = re.compile(r"(\.[a-z0-9]{1,8})?")
 _MEDIA_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})(\.[a-z0-9]{1,8})?")
 _QUARANTINE_KEY = re.compile(r"[0-9a-f]{32}")
+# The temporary file of an upload still streaming in (or of one whose process died mid-way).
+_PARTIAL_UPLOAD = re.compile(r"\.part-[a-z0-9_]{1,32}")
 
 
 class QuarantineTooLarge(Exception):
@@ -185,13 +187,14 @@ class LocalStorage:
     def quarantine_keys(self, older_than_s: float) -> list[str]:
         """Keys of quarantined uploads written more than `older_than_s` seconds ago.
 
-        Partial files of uploads still streaming in are not listed (they are not keys yet).
+        Partial files are listed too: one that old belongs to a process that died mid-upload,
+        and it holds raw bytes (GPS and all) that no row will ever point at.
         """
         cutoff = time.time() - older_than_s
         keys = []
         with os.scandir(self.quarantine_root) as entries:
             for entry in entries:
-                if _QUARANTINE_KEY.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
+                if _is_quarantine_name(entry.name) and entry.stat().st_mtime < cutoff:
                     keys.append(entry.name)
         return keys
 
@@ -205,9 +208,13 @@ class LocalStorage:
         return os.path.join(self.media_root, *key.split("/"))
 
     def _quarantine_path(self, key: str) -> str:
-        if not isinstance(key, str) or not _QUARANTINE_KEY.fullmatch(key):
+        if not isinstance(key, str) or not _is_quarantine_name(key):
             raise ValueError("malformed quarantine key")
         return os.path.join(self.quarantine_root, key)
+
+
+def _is_quarantine_name(name: str) -> bool:
+    return bool(_QUARANTINE_KEY.fullmatch(name) or _PARTIAL_UPLOAD.fullmatch(name))
 
 
 def _private_dir(path: str) -> None:
