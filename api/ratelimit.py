@@ -27,7 +27,7 @@ def report_key() -> str:
 
 def setting(name: str):
     """A limit read from the configuration when the request comes, not at import."""
-    return lambda: current_app.extensions["stopapp.config"].__getattribute__(name)
+    return lambda: getattr(current_app.extensions["stopapp.config"], name)
 
 
 def failed_lookup(response) -> bool:

@@ -45,10 +45,9 @@ idempotency_header = {
         "description": "A UUID the app made for this request; a retry repeats it.",
     }
 }
-# Reads by receipt: a general cap per client, and caps on failed receipt checks per client and
-# per report, so a receipt cannot be guessed by many tries from one or from many addresses.
-receipt_limits = [
-    limiter.limit(setting("RATELIMIT_READS")),
+# Failed receipt checks are capped per client and per report, so a receipt cannot be guessed
+# by many tries from one address or from many.
+receipt_failure_limits = [
     limiter.limit(setting("RATELIMIT_RECEIPT_FAILURES"), deduct_when=failed_lookup),
     limiter.limit(
         setting("RATELIMIT_RECEIPT_FAILURES"), key_func=report_key, deduct_when=failed_lookup
@@ -102,7 +101,7 @@ class Reports(Resource):
 
 @ns.route("/<uuid:report_id>/status")
 class ReportStatus(Resource):
-    decorators = receipt_limits
+    decorators = [limiter.limit(setting("RATELIMIT_READS")), *receipt_failure_limits]
 
     @ns.doc(params=receipt_header)
     @ns.response(200, "The reporter's view", models["ReportStatus"])
@@ -117,7 +116,7 @@ class ReportStatus(Resource):
 
 @ns.route("/<uuid:report_id>/messages")
 class ReportMessages(Resource):
-    decorators = receipt_limits
+    decorators = [limiter.limit(setting("RATELIMIT_READS")), *receipt_failure_limits]
 
     @ns.doc(params=receipt_header)
     @ns.expect(models["MessageCreate"])
@@ -139,7 +138,7 @@ class ReportMessages(Resource):
 
 @ns.route("/<uuid:report_id>/photos")
 class ReportPhotos(Resource):
-    decorators = [limiter.limit(setting("RATELIMIT_PHOTOS")), *receipt_limits[1:]]
+    decorators = [limiter.limit(setting("RATELIMIT_PHOTOS")), *receipt_failure_limits]
 
     @ns.doc(params={**receipt_header, **idempotency_header})
     @ns.expect(photo_form)
