@@ -88,10 +88,10 @@ class Reports(Resource):
             # Serialised before the commit expires the row, which would cost a reload.
             body = ReportCreatedSchema().dump(
                 {
-                    "id": submission.report.id,
+                    "id": submission.report_id,
                     "receipt": submission.receipt,
                     "status": submission.reporter_status,
-                    "created_at": submission.report.created_at,
+                    "created_at": submission.created_at,
                     "max_photos": settings().MAX_PHOTOS_PER_REPORT,
                 }
             )

@@ -55,8 +55,8 @@ def register_cli(app: Flask) -> None:
             with unit_of_work():
                 submission = reports.submit_report(fields, key)
             state = "stored" if submission.created else "already there"
-            click.echo(f"demo report {submission.report.reference} {state}: "
-                       f"id {submission.report.id} receipt {submission.receipt}")
+            click.echo(f"demo report {submission.reference} {state}: "
+                       f"id {submission.report_id} receipt {submission.receipt}")
 
     @app.cli.command("rotate-contact-keys")
     def rotate_contact_keys() -> None:

@@ -74,7 +74,11 @@ def send_job(connection: Redis, spec: JobSpec, *, skip_if_live: bool = True) -> 
 
 
 def enqueue_after_commit(session: Session, connection: Redis, spec: JobSpec) -> None:
-    """Send `spec` once `session` commits; drop it if the session rolls back."""
+    """Send `spec` once `session` commits; drop it if the session rolls back.
+
+    Meant for the job of a row the session creates: no job can exist for it yet, so it is
+    sent without first looking for a live one (the reconciler does look).
+    """
     session.info.setdefault(_PENDING, []).append((connection, spec))
 
 
@@ -82,7 +86,7 @@ def enqueue_after_commit(session: Session, connection: Redis, spec: JobSpec) -> 
 def _send_pending(session: Session) -> None:
     for connection, spec in session.info.pop(_PENDING, []):
         try:
-            send_job(connection, spec)
+            send_job(connection, spec, skip_if_live=False)
         except RedisError:
             # The work is committed; the reconciler will queue it once Redis answers again.
             log.warning("queueing %s failed; the reconciler will retry it", spec.job_id)

@@ -7,13 +7,14 @@ ProblemError subclasses. Nothing here logs report text, contact details or coord
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from geoalchemy2.elements import WKTElement
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 
 from stopapp.constants import REPORTER_STATUS, SRID, MessageSender, ReportState
 from stopapp.errors import IdempotencyMismatchError, NotFoundError, ValidationError
@@ -43,7 +44,9 @@ DEFAULT_TYPES = ["unknown"]
 class Submission:
     """The answer to a report submission; identical for every retry of the same request."""
 
-    report: Report
+    report_id: uuid.UUID
+    reference: str
+    created_at: datetime
     receipt: str
     created: bool
 
@@ -51,6 +54,11 @@ class Submission:
     def reporter_status(self) -> str:
         # A replay repeats the first answer, which was always "received".
         return REPORTER_STATUS[ReportState.RECEIVED]
+
+
+# The taxonomy changes rarely (an admin adds a type); each process re-reads it this often.
+TAXONOMY_TTL_S = 60.0
+_taxonomy_cache: dict[str, tuple[float, frozenset[str]]] = {}
 
 
 def triage_job(report_id: uuid.UUID) -> JobSpec:
@@ -77,8 +85,22 @@ def _request_fingerprint(fields: dict) -> bytes:
     return sha256(canonical)
 
 
+def _known_type_codes() -> frozenset[str]:
+    """Active taxonomy codes, cached per process and database for TAXONOMY_TTL_S."""
+    cache_key = settings().DATABASE_URL
+    cached = _taxonomy_cache.get(cache_key)
+    if cached is None or time.monotonic() - cached[0] > TAXONOMY_TTL_S:
+        codes = frozenset(
+            db.session.scalars(
+                select(ExploitationType.code).where(ExploitationType.active.is_(True))
+            )
+        )
+        cached = _taxonomy_cache[cache_key] = (time.monotonic(), codes)
+    return cached[1]
+
+
 def _check_types(codes: list[str]) -> list[str]:
-    known = {t.code for t in list_exploitation_types()}
+    known = _known_type_codes()
     unknown = sorted(set(codes) - known)
     if unknown:
         raise ValidationError(
@@ -105,18 +127,24 @@ def _encrypted_contact(contact: dict | None) -> bytes | None:
     return ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt(details)
 
 
-def _find_by_key(key_hash: bytes) -> Report | None:
-    return db.session.scalar(select(Report).where(Report.idempotency_key_hash == key_hash))
-
-
-def _replay(existing: Report, fingerprint: bytes, idempotency_key: uuid.UUID) -> Submission:
+def _replay(key_hash: bytes, fingerprint: bytes, idempotency_key: uuid.UUID) -> Submission:
+    existing = db.session.execute(
+        select(Report.id, Report.reference, Report.created_at, Report.request_hash).where(
+            Report.idempotency_key_hash == key_hash
+        )
+    ).one()
     if existing.request_hash != fingerprint:
         raise IdempotencyMismatchError(
             "This Idempotency-Key was already used for a different report.",
             errors={"Idempotency-Key": ["Already used with a different body."]},
         )
-    receipt = derive_receipt(settings().RECEIPT_KEY, idempotency_key)
-    return Submission(report=existing, receipt=receipt, created=False)
+    return Submission(
+        report_id=existing.id,
+        reference=existing.reference,
+        created_at=existing.created_at,
+        receipt=derive_receipt(settings().RECEIPT_KEY, idempotency_key),
+        created=False,
+    )
 
 
 def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
@@ -130,53 +158,54 @@ def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     """
     key_hash = idempotency_key_hash(idempotency_key)
     fingerprint = _request_fingerprint(fields)
-    existing = _find_by_key(key_hash)
-    if existing is not None:
-        return _replay(existing, fingerprint, idempotency_key)
-
+    types = _check_types(fields.get("exploitation_types") or DEFAULT_TYPES)
     config = settings()
     receipt = derive_receipt(config.RECEIPT_KEY, idempotency_key)
     location = fields.get("location")
-    people = fields.get("people")
     app_info = fields.get("app") or {}
     session = db.session()
     number = session.scalar(select(report_reference_seq.next_value()))
-    report = Report(
-        reference=f"R-{utcnow().year}-{number:06d}",
-        idempotency_key_hash=key_hash,
-        request_hash=fingerprint,
-        receipt_hash=receipt_hash(receipt),
-        description=fields["description"],
-        exploitation_types=_check_types(fields.get("exploitation_types") or DEFAULT_TYPES),
-        location=_point(location),
-        location_accuracy_m=location.get("accuracy_m") if location else None,
-        location_source=location.get("source") if location else None,
-        place=fields.get("place"),
-        occurred_at=fields.get("occurred_at"),
-        occurred_precision=fields.get("occurred_precision") or "unknown",
-        ongoing=bool(fields.get("ongoing")),
-        people=people,
-        vehicles=fields.get("vehicles"),
-        language=fields.get("language"),
-        app_platform=app_info.get("platform"),
-        app_version=app_info.get("version"),
-        contact_encrypted=_encrypted_contact(fields.get("contact")),
-        state=ReportState.RECEIVED.value,
-    )
-    try:
-        with session.begin_nested():
-            session.add(report)
-            session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key won the race; its row is committed now
-        # (the unique index made this insert wait for it), so answer as a retry.
-        existing = _find_by_key(key_hash)
-        if existing is None:
-            raise
-        return _replay(existing, fingerprint, idempotency_key)
+    # One statement decides between a new report and a retry: a concurrent request with the
+    # same key makes this INSERT wait for it, then do nothing, and the retry path answers.
+    inserted = session.execute(
+        insert(Report)
+        .values(
+            reference=f"R-{utcnow().year}-{number:06d}",
+            idempotency_key_hash=key_hash,
+            request_hash=fingerprint,
+            receipt_hash=receipt_hash(receipt),
+            description=fields["description"],
+            exploitation_types=types,
+            location=_point(location),
+            location_accuracy_m=location.get("accuracy_m") if location else None,
+            location_source=location.get("source") if location else None,
+            place=fields.get("place"),
+            occurred_at=fields.get("occurred_at"),
+            occurred_precision=fields.get("occurred_precision") or "unknown",
+            ongoing=bool(fields.get("ongoing")),
+            people=fields.get("people"),
+            vehicles=fields.get("vehicles"),
+            language=fields.get("language"),
+            app_platform=app_info.get("platform"),
+            app_version=app_info.get("version"),
+            contact_encrypted=_encrypted_contact(fields.get("contact")),
+            state=ReportState.RECEIVED.value,
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=[Report.idempotency_key_hash])
+        .returning(Report.id, Report.reference, Report.created_at)
+    ).one_or_none()
+    if inserted is None:
+        return _replay(key_hash, fingerprint, idempotency_key)
 
-    enqueue_after_commit(session, redis_client(), triage_job(report.id))
-    return Submission(report=report, receipt=receipt, created=True)
+    enqueue_after_commit(session, redis_client(), triage_job(inserted.id))
+    return Submission(
+        report_id=inserted.id,
+        reference=inserted.reference,
+        created_at=inserted.created_at,
+        receipt=receipt,
+        created=True,
+    )
 
 
 def report_for_reporter(report_id: uuid.UUID, receipt: str | None) -> Report:
