@@ -424,9 +424,9 @@ STAGES = [
     ("rate limit: response headers (Redis)", "flask_limiter/_extension.py", "__inject_headers"),
     ("read JSON + marshmallow load", "api/parsing.py", "load_body"),
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
-    ("  SELECT the key hash (ORM)", "stopapp/reports/services.py", "_find_by_key"),
-    ("  taxonomy check (ORM SELECT)", "stopapp/reports/services.py", "_check_types"),
-    ("  flush: SAVEPOINT, INSERT, RELEASE", "sqlalchemy/orm/session.py", "flush"),
+    ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
+    ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
+    ("  SQL: nextval, INSERT ... ON CONFLICT", "sqlalchemy/orm/session.py", "execute"),
     ("commit: COMMIT + after-commit hooks", "stopapp/db.py", "unit_of_work"),
     ("  queue the triage job (RQ)", "stopapp/tasks.py", "send_job"),
 ]
@@ -510,7 +510,7 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
     top = {label: ms for label, ms in costs if not label.startswith(" ")}
     inside = {label: ms for label, ms in costs if label.startswith(" ")}
     submit_ms, commit_ms = top["submit_report"], top["commit: COMMIT + after-commit hooks"]
-    costs.insert(7, ("  the rest (nextval, building the row)",
+    costs.insert(7, ("  the rest (fingerprint, receipt, building the row)",
                      submit_ms - sum(ms for label, ms in costs[4:7])))
     costs.append(("  COMMIT itself", commit_ms - inside["  queue the triage job (RQ)"]))
     costs.append(("the rest: Flask, flask-restx, Werkzeug, dump", total - sum(top.values())))
