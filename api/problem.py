@@ -12,7 +12,7 @@ import logging
 from flask import Flask, Response, json
 from flask_restx import Api
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from stopapp.errors import ProblemError
@@ -73,8 +73,14 @@ def render_error(error: BaseException) -> Response:
             503, "Service Unavailable", "A backing service is down; try again shortly.",
             headers={"Retry-After": "30"},
         )
-    # Only the type reaches the log line; the traceback shows code, not the request's data.
-    log.error("unhandled %s", type(error).__name__, exc_info=error)
+    if isinstance(error, DBAPIError):
+        # PostgreSQL quotes the offending value in its message ("invalid input syntax for
+        # type integer: ..."), so a database error is logged by type and SQLSTATE only.
+        log.error("database error %s (SQLSTATE %s)", type(error.orig).__name__,
+                  getattr(error.orig, "sqlstate", None))
+    else:
+        # Only the type reaches the log line; the traceback shows code, not the request's data.
+        log.error("unhandled %s", type(error).__name__, exc_info=error)
     return problem_response(500, "Internal Server Error", "The server could not complete this.")
 
 

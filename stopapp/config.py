@@ -106,7 +106,9 @@ class Config:
         return {
             "SECRET_KEY": self.SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": self.DATABASE_URL,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            # hide_parameters: a database error's message would otherwise carry the row's
+            # values (report text, contact) into logs and tracebacks.
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
             "MAX_CONTENT_LENGTH": self.MAX_JSON_BYTES,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL,
             "RATELIMIT_ENABLED": bool(int(self.RATELIMIT_ENABLED)),

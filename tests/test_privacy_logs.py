@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from api.problem import render_error
+from stopapp.extensions import db
 from tests.conftest import DEAD_DATABASE_URL, DEAD_REDIS_URL, VALID_REPORT, new_key, submit
 
 SECRET_REPORT = {
@@ -61,4 +67,18 @@ def test_duplicate_key_race_logs_no_sql_parameters(committed_app, caplog):
     client = committed_app.test_client()
     submit(client, SECRET_REPORT, key=key)
     submit(client, SECRET_REPORT, key=key)
+    assert_nothing_leaked(caplog)
+
+
+def test_database_error_reaches_the_logs_without_the_values(app, caplog):
+    # A statement that fails for real with a canary as its parameter. PostgreSQL quotes the
+    # value in its own message, so the renderer must not log that message.
+    caplog.set_level(logging.DEBUG)
+    with app.app_context():
+        with pytest.raises(DBAPIError) as failure:
+            db.session.execute(text("SELECT CAST(:value AS integer)"), {"value": "Zanzibar-canary"})
+        db.session.rollback()
+        response = render_error(failure.value)
+    assert response.status_code == 500
+    assert "InvalidTextRepresentation" in all_logged(caplog)
     assert_nothing_leaked(caplog)
