@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from api.problem import render_error
 from stopapp.extensions import db
 from tests.conftest import DEAD_DATABASE_URL, DEAD_REDIS_URL, VALID_REPORT, new_key, submit
+from workers.context import JobDatabaseError, in_app_context
 
 SECRET_REPORT = {
     **VALID_REPORT,
@@ -82,3 +83,17 @@ def test_database_error_reaches_the_logs_without_the_values(app, caplog):
     assert response.status_code == 500
     assert "InvalidTextRepresentation" in all_logged(caplog)
     assert_nothing_leaked(caplog)
+
+
+def test_database_error_leaves_a_job_without_the_values(app):
+    @in_app_context
+    def failing_job(value: str) -> None:
+        db.session.execute(text("SELECT CAST(:value AS integer)"), {"value": value})
+
+    with app.app_context():
+        with pytest.raises(JobDatabaseError) as failure:
+            failing_job("Zanzibar-canary")
+        db.session.rollback()
+    error = failure.value
+    assert "Zanzibar-canary" not in str(error)
+    assert error.__cause__ is None and error.__suppress_context__

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 
 from flask import Flask, has_app_context
+from sqlalchemy.exc import DBAPIError
 
 _app: Flask | None = None
 
@@ -31,14 +32,29 @@ def _dispose_engine() -> None:
             db.engine.dispose(close=False)
 
 
+class JobDatabaseError(Exception):
+    """A database error in a job, stripped of PostgreSQL's message (it can quote values)."""
+
+
 def in_app_context(job: Callable) -> Callable:
-    """Run `job` in the current app context (tests) or in the worker's own app."""
+    """Run `job` in the current app context (tests) or in the worker's own app.
+
+    A database error leaves the job as JobDatabaseError naming only its type and SQLSTATE:
+    RQ stores and logs a failed job's traceback, and PostgreSQL's messages quote the values
+    of the row (report text, contact details).
+    """
 
     @functools.wraps(job)
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            return job(*args, **kwargs)
-        with worker_app().app_context():
-            return job(*args, **kwargs)
+        try:
+            if has_app_context():
+                return job(*args, **kwargs)
+            with worker_app().app_context():
+                return job(*args, **kwargs)
+        except DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            raise JobDatabaseError(
+                f"{type(exc.orig).__name__} (SQLSTATE {state}) in {job.__name__}"
+            ) from None
 
     return wrapper
