@@ -8,6 +8,7 @@ between writing it and committing) is swept by the reconciler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
@@ -46,7 +47,14 @@ MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS_S)
 
 def storage() -> Storage:
     """The media store of the current app (a folder now; an object store can replace it)."""
-    return LocalStorage(settings().MEDIA_ROOT)
+    return _local_storage(settings().MEDIA_ROOT)
+
+
+@functools.lru_cache(maxsize=8)
+def _local_storage(root: str) -> LocalStorage:
+    # One per folder and process: building it creates and chmods the folders, which need not
+    # happen again on every upload and every job.
+    return LocalStorage(root)
 
 
 def process_job(photo_id: uuid.UUID) -> JobSpec:
