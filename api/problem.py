@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from stopapp.errors import ProblemError
+from stopapp.errors import ProblemError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ def problem_response(
 
 def render_error(error: BaseException) -> Response:
     """Turn any exception into a problem+json response."""
+    if isinstance(error, OperationalError | RedisConnectionError):
+        # A backing service is down: the client should retry later, nothing was stored.
+        log.error("backing service unavailable: %s", type(error).__name__)
+        error = ServiceUnavailableError("A backing service is down; try again shortly.")
     if isinstance(error, ProblemError):
         return problem_response(
             error.status,
@@ -66,13 +70,6 @@ def render_error(error: BaseException) -> Response:
         if retry_after:
             headers["Retry-After"] = retry_after
         return problem_response(error.code, error.name, error.description, headers=headers)
-    if isinstance(error, OperationalError | RedisConnectionError):
-        # A backing service is down: the client should retry later, nothing was stored.
-        log.error("backing service unavailable: %s", type(error).__name__)
-        return problem_response(
-            503, "Service Unavailable", "A backing service is down; try again shortly.",
-            headers={"Retry-After": "30"},
-        )
     if isinstance(error, DBAPIError):
         # PostgreSQL quotes the offending value in its message ("invalid input syntax for
         # type integer: ..."), so a database error is logged by type and SQLSTATE only.
