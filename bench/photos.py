@@ -45,7 +45,7 @@ from PIL import Image  # noqa: E402 - after the path setup
 
 from stopapp.media.imaging import process_image  # noqa: E402 - registers the HEIF opener too
 
-PHOTOS = Path(os.environ.get("STOPAPP_TESTDATA", REPO.parent / "shared" / "testdata")) / "photos"
+PHOTOS = Path(os.environ.get("STOPAPP_TESTDATA", REPO / "tests" / "data")) / "photos"
 DISPLAY_MAX = 2048
 THUMB_MAX = 320
 TIME_TARGET = 1.3

@@ -14,7 +14,7 @@ from stopapp.reports import services as reports
 from stopapp.reports.models import Report
 from stopapp.security import ContactCipher
 
-# Demo reports around the London boroughs in shared/testdata/geo (fictional text, real places).
+# Demo reports around the London boroughs in tests/data/geo (fictional text, real places).
 DEMO_REPORTS = [
     {
         "description": "Men living in the back room of a car wash; they never leave and are "

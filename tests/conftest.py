@@ -24,7 +24,7 @@ from stopapp.dbadmin import recreate_database
 from stopapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = Path(os.environ.get("STOPAPP_TESTDATA", ROOT.parent / "shared" / "testdata"))
+TESTDATA = Path(os.environ.get("STOPAPP_TESTDATA", ROOT / "tests" / "data"))
 DATABASE_URL = os.environ.get(
     "STOPAPP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/stopapp_test"
 )
@@ -148,7 +148,7 @@ def runner(app):
 
 @pytest.fixture
 def testdata() -> Path:
-    """shared/testdata beside the checkout (STOPAPP_TESTDATA overrides)."""
+    """tests/data in the repository (STOPAPP_TESTDATA overrides)."""
     assert TESTDATA.is_dir(), f"test data not found at {TESTDATA}"
     return TESTDATA
 

@@ -1,6 +1,6 @@
 """Fixtures for the photo tests: where the real test photos are, and the "no metadata" check.
 
-The photos live in shared/testdata/photos beside the repository (read-only); set
+The photos live in tests/data/photos (see tests/data/SOURCES.md); set
 STOPAPP_TESTDATA to point elsewhere.
 """
 
@@ -62,7 +62,7 @@ ALLOWED_INFO_KEYS = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi"}
 
 
 def photo(name: str) -> Path:
-    """Path of a shared test photo. Missing test data fails loudly: a skip would hide it."""
+    """Path of a test photo. Missing test data fails loudly: a skip would hide it."""
     path = PHOTOS / name
     assert path.exists(), f"test photo {name} not found under {PHOTOS} (set STOPAPP_TESTDATA)"
     return path
