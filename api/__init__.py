@@ -10,19 +10,20 @@ from api.ratelimit import limiter
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document and Swagger UI, and the health checks on `app`."""
-    from api import health, meta, reports
+    from api import health, meta, reports, staff
 
     blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
     api = ProblemApi(
         blueprint,
         version="1",
         title="STOP APP public API",
-        description="Reports of human trafficking from the STOP APP. See docs/api.md in the repository.",
+        description="Reports of human trafficking from the STOP APP. See docs/api.md.",
         doc="/docs",
         validate=False,
     )
     api.add_namespace(reports.ns)
     api.add_namespace(meta.ns)
+    api.add_namespace(staff.ns)
     app.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
     limiter.init_app(app)

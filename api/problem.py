@@ -61,6 +61,7 @@ def render_error(error: BaseException) -> Response:
             type_uri=f"urn:stopapp:problem:{error.type_slug}",
             errors=error.errors,
             headers=error.headers,
+            extensions=error.extensions,
         )
     if isinstance(error, HTTPException) and error.code:
         headers = {}

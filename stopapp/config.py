@@ -57,6 +57,10 @@ class Config:
     MAX_PHOTO_PIXELS: int = 60_000_000
     # A report still `received` this long after it was stored is queued again by the reconciler.
     RECONCILE_AFTER_S: int = 60
+    # argon2id cost for staff passwords (argon2-cffi's defaults, about 100 ms a hash here).
+    # Tests lower these; production should keep them or raise them.
+    PASSWORD_TIME_COST: int = 3
+    PASSWORD_MEMORY_KIB: int = 65536
 
     extra: dict = field(default_factory=dict)
 

@@ -20,17 +20,39 @@ class ProblemError(Exception):
         *,
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors
         self.headers = headers or {}
+        # Extra members of the problem object (RFC 9457, 3.2), e.g. the current version on 412.
+        self.extensions = extensions or {}
 
 
 class BadRequestError(ProblemError):
     status = 400
     title = "Malformed request"
     type_slug = "malformed-request"
+
+
+class UnauthorizedError(ProblemError):
+    """No credentials, or credentials that do not identify an active staff member."""
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="stopapp"'})
+
+
+class ForbiddenError(ProblemError):
+    """The caller is known but their role does not allow this."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
 
 
 class NotFoundError(ProblemError):
@@ -43,6 +65,22 @@ class ConflictError(ProblemError):
     status = 409
     title = "Conflict"
     type_slug = "conflict"
+
+
+class PreconditionFailedError(ProblemError):
+    """If-Match named a version that is no longer current; nothing was changed."""
+
+    status = 412
+    title = "Precondition failed"
+    type_slug = "stale-version"
+
+
+class PreconditionRequiredError(ProblemError):
+    """A change was sent without If-Match."""
+
+    status = 428
+    title = "Precondition required"
+    type_slug = "if-match-required"
 
 
 class PayloadTooLargeError(ProblemError):

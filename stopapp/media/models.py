@@ -7,6 +7,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -56,6 +57,9 @@ class Photo(db.Model):
     captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The camera's local clock when it recorded no UTC offset.
     captured_at_local: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    # 64-bit perceptual hash of the clean display copy (never of the original), for finding
+    # photos that look alike across reports.
+    phash: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(

@@ -9,6 +9,7 @@ from geoalchemy2 import Geography
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from stopapp.constants import SRID, ReportState
@@ -86,8 +87,44 @@ class Report(db.Model):
     state: Mapped[str] = mapped_column(
         String(16), nullable=False, default=ReportState.RECEIVED.value
     )
-    # 1 is the most urgent; set by triage enrichment.
+    # 0-100, higher is more urgent; set by the triage job, explained by `priority_reasons`.
     priority: Mapped[int | None] = mapped_column(Integer)
+    priority_reasons: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, default=list, server_default="{}"
+    )
+    # A supervisor's override (0-100) wins over the computed priority while set.
+    priority_override: Mapped[int | None] = mapped_column(Integer)
+    # What the queue sorts by: the override if set, else the computed priority, else 0.
+    queue_priority: Mapped[int] = mapped_column(
+        Integer, Computed("coalesce(priority_override, priority, 0)", persisted=True)
+    )
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id"), index=True
+    )
+    # Analysts' tags: `dimension:code` from the taxonomy, or `free:<text>`.
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), nullable=False, default=list, server_default="{}"
+    )
+    # Codes of the imported areas whose polygons cover the point (set by the triage job).
+    area_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, default=list, server_default="{}"
+    )
+    # The triage job's attempts; after the last one the report reaches the queue flagged.
+    triage_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                                 server_default="0")
+    enrichment_failed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                                    server_default="false")
+    # For `duplicate`: the report this one repeats.
+    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
+    # For `dismissed`: spam, not_trafficking, insufficient, out_of_scope, other.
+    dismiss_reason_code: Mapped[str | None] = mapped_column(String(32))
+    # Full text over description and place; 'simple' because reports come in many languages.
+    search_vector = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('simple', description || ' ' || coalesce(place, ''))", persisted=True
+        ),
+    )
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
@@ -108,8 +145,21 @@ class Report(db.Model):
             "state IN ('received','new','in_review','actioned','closed','dismissed','duplicate')",
             name="known_state",
         ),
+        CheckConstraint(
+            "priority_override IS NULL OR priority_override BETWEEN 0 AND 100",
+            name="priority_override_range",
+        ),
         Index("ix_reports_state_created_at", "state", "created_at"),
+        Index("ix_reports_tags", "tags", postgresql_using="gin"),
+        Index("ix_reports_area_codes", "area_codes", postgresql_using="gin"),
+        Index("ix_reports_search_vector", "search_vector", postgresql_using="gin"),
     )
+
+
+# The default queue order: urgent first, then oldest; `id` makes the keyset order total.
+Index(
+    "ix_reports_queue", Report.state, Report.queue_priority.desc(), Report.created_at, Report.id
+)
 
 
 class ReportMessage(db.Model):
@@ -122,6 +172,8 @@ class ReportMessage(db.Model):
         ForeignKey("reports.id", ondelete="CASCADE"), nullable=False, index=True
     )
     sender: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The analyst who wrote a reply; never shown to the reporter.
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()

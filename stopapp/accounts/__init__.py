@@ -1,0 +1,1 @@
+"""Staff accounts: users, roles, API tokens, and the rules of signing in."""

@@ -1,0 +1,1 @@
+"""Areas: named polygons (boroughs, police force areas) imported from GeoJSON."""

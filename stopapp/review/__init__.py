@@ -1,0 +1,1 @@
+"""Triage: the analysts' queue, report changes, the enrichment job, tags and notes."""
