@@ -18,7 +18,7 @@ FORBIDDEN = [
     re.compile(r"\.\./" + SHARED + r"\b"),
     re.compile(SHARED + r"/(testdata|API\.md|STAFF_API\.md|DESIGN\.md|TAXONOMY\.md|STYLE\.md)"),
     re.compile(r"/wo" + r"rk/"),
-    # Python reaching beside the checkout: ROOT.parent / "x", REPO.parent / "x".
+    # Python code that builds a path beside the checkout from the repository root.
     re.compile(r"\b(ROOT|REPO)\.parent\s*/"),
 ]
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)")
