@@ -24,14 +24,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import make_url, select, update
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import make_url, select, text, update
 
+from stopapp import create_app
+from stopapp.dbadmin import drop_database, recreate_database
 from stopapp.extensions import db
 from stopapp.media import services as media
+from stopapp.media.imaging import process_image
 from stopapp.models import Photo
-from tests.conftest import DATABASE_URL, new_key
+from tests.conftest import DATABASE_URL, REDIS_URL, ROOT, new_key
 from tests.helpers import assert_problem
-from tests.test_photo_jobs import photo_row, process
+from tests.media.conftest import photo
+from tests.test_photo_jobs import photo_row, process, stored_copy
 from tests.test_photos_api import (
     media_job_ids,
     media_root,
@@ -80,11 +86,12 @@ def fingerprints(data: bytes) -> list[tuple[str, bytes, bool]]:
     return found
 
 
-# Numbers that are not sizes and could collide with one by chance: times, UUIDs, hex values.
+# Numbers that are not sizes and could collide with one by chance: times (ISO and epoch),
+# UUIDs, hex values, fractions.
 _NOT_SIZES = re.compile(
     rb"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)?"
     rb"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    rb"|\\x[0-9a-f]+|[0-9a-f]{32,}",
+    rb"|\\x[0-9a-f]+|[0-9a-f]{32,}|\.\d+",
     re.IGNORECASE,
 )
 
@@ -93,24 +100,28 @@ def decimal_numbers(blob: bytes) -> set[bytes]:
     return set(re.findall(rb"\d+", _NOT_SIZES.sub(b" ", blob)))
 
 
-def assert_no_fingerprint(blobs: dict[str, bytes], originals: dict[str, bytes]) -> None:
-    """No blob holds a plain digest of any original, nor the exact size of an accepted one."""
+def assert_no_fingerprint(
+    blobs: dict[str, bytes], digested: dict[str, bytes], sized: dict[str, bytes] | None = None
+) -> None:
+    """No blob holds a plain digest of any of `digested`, nor the exact size of any of `sized`
+    (by default the same files) as a number."""
+    sized = digested if sized is None else sized
     for where, blob in blobs.items():
         folded = blob.lower()
         numbers = decimal_numbers(blob)
-        for name, data in originals.items():
+        for name, data in digested.items():
             for kind, needle, fold in fingerprints(data):
                 assert needle not in (folded if fold else blob), f"{kind} of {name} in {where}"
-            if name not in REJECTED_AT_UPLOAD:  # those have no row to stand next to
-                assert str(len(data)).encode() not in numbers, f"size of {name} in {where}"
+        for name, data in sized.items():
+            assert str(len(data)).encode() not in numbers, f"size of {name} in {where}"
 
 
-def database_dump() -> bytes:
-    """`pg_dump -a` of the whole test database: every row of every table.
+def database_dump(database_url: str = DATABASE_URL) -> bytes:
+    """`pg_dump -a` of the whole database: every row of every table.
 
     Uses the pg_dump of the server's own major version (another one refuses or misreads).
     """
-    url = make_url(DATABASE_URL).set(drivername="postgresql").render_as_string(
+    url = make_url(database_url).set(drivername="postgresql").render_as_string(
         hide_password=False
     )
     with psycopg.connect(url) as conn:
@@ -240,11 +251,14 @@ def test_no_fingerprint_of_any_original_in_the_database_or_redis(
     assert all(photo_id.encode() in dump for photo_id in outcomes)  # the rows are in it
     keys = redis_dump(redis_conn)
     assert b"\x8c\x04done" in b"".join(keys.values())  # results, unpickled-ready
-    assert_no_fingerprint({"pg_dump": dump, **keys}, originals)
+    rebuilt = {label: copy for name in READY for label, copy in rebuilt_copies(name).items()}
+    # Rejected uploads have no row for a size to stand next to (and some are 0 or 44 bytes).
+    sized = {name: data for name, data in originals.items() if name not in REJECTED_AT_UPLOAD}
+    assert_no_fingerprint({"pg_dump": dump, **keys}, {**originals, **rebuilt}, sized)
     # RQ logs the traceback of each failed attempt (it stores only a final failure's).
     logs = "".join(w.stdout + w.stderr for w in (first_worker, second_worker)).encode()
     assert logs.count(b"NotADirectoryError") >= media.MAX_ATTEMPTS - 1
-    assert_no_fingerprint({"worker logs": logs}, originals)
+    assert_no_fingerprint({"worker logs": logs}, originals, sized)
 
     # Past the window the reconciler erases the keyed digests and the keys as well.
     keyed = [p.upload_digest.hex().encode() for p in photos_in_db(app)]
@@ -254,6 +268,25 @@ def test_no_fingerprint_of_any_original_in_the_database_or_redis(
     assert retry_state(app) == [(False, False)] * len(outcomes)
     dump = database_dump()
     assert not any(digest in dump for digest in keyed)
+
+
+def rebuilt_copies(name: str) -> dict[str, bytes]:
+    """The display copy and thumbnail anyone holding the original can rebuild with this code."""
+    result = process_image(photo(name))
+    return {f"display copy of {name}": result.display_jpeg,
+            f"thumbnail of {name}": result.thumb_jpeg}
+
+
+def test_stored_copies_are_not_named_by_a_hash_anyone_could_recompute(app, client):
+    name = "orientation_8.jpg"
+    photo_id = accept(client, new_report(client), photo_bytes(name), new_key())
+    assert process(app, photo_id) == "done"
+    row = photo_row(app, photo_id)
+    copies = rebuilt_copies(name)
+    # Processing is deterministic: the copy rebuilt from the original is the one stored.
+    assert stored_copy(app, row.display_key) == copies[f"display copy of {name}"]
+    values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
+    assert_no_fingerprint(values, copies, sized={})
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,3 +447,95 @@ def test_no_photo_keeps_a_digest_past_the_window(app, client):
     with app.app_context():
         kept = db.session.scalars(select(Photo.id).where(Photo.upload_digest.is_not(None)))
         assert [str(i) for i in kept] == [ids[2]]
+
+
+# --------------------------------------------------------------------------------------------
+# The migration erases what was stored before it
+
+REVISION = "i11_photo_digest"
+
+
+@pytest.fixture
+def database_before_migration(migrated_database):
+    """A scratch database migrated to just before REVISION, holding one photo as the old code
+    stored it (plain SHA-256, byte count and format of iphone6_gps.jpg); yields its app."""
+    base = make_url(DATABASE_URL)
+    scratch = base.set(database=f"{base.database}_{REVISION}").render_as_string(
+        hide_password=False
+    )
+    recreate_database(scratch)
+    app = create_app({"DATABASE_URL": scratch, "REDIS_URL": REDIS_URL})
+    before = ScriptDirectory(str(ROOT / "migrations")).get_revision(REVISION).down_revision
+    data = photo_bytes("iphone6_gps.jpg")
+    try:
+        with app.app_context():
+            upgrade(revision=before)
+            report_id = uuid.uuid4()
+            db.session.execute(
+                text(
+                    "INSERT INTO reports (id, reference, idempotency_key_hash, request_hash,"
+                    " receipt_hash, description, exploitation_types, place, occurred_precision,"
+                    " ongoing, state, version) VALUES (:id, 'R-2026-000001', :h, :h, :h,"
+                    " 'Seen at the car wash.', '{labour}', 'King Street', 'exact', false,"
+                    " 'new', 1)"
+                ),
+                {"id": report_id, "h": hashlib.sha256(b"report").digest()},
+            )
+            db.session.execute(
+                text(
+                    "INSERT INTO photos (id, report_id, idempotency_key_hash, upload_sha256,"
+                    " upload_bytes, detected_format, status, attempts) VALUES (:id, :report,"
+                    " :key, :sha, :size, 'jpeg', 'ready', 1)"
+                ),
+                {"id": uuid.uuid4(), "report": report_id, "key": hashlib.sha256(b"key").digest(),
+                 "sha": hashlib.sha256(data).digest(), "size": len(data)},
+            )
+            db.session.commit()
+            yield app, scratch, before
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop_database(scratch)
+
+
+def test_migration_erases_the_plain_digests_and_sizes_already_stored(database_before_migration):
+    app, scratch, before = database_before_migration
+    data = photo_bytes("iphone6_gps.jpg")
+    assert hashlib.sha256(data).hexdigest().encode() in database_dump(scratch)  # the check bites
+    upgrade(revision=REVISION)
+    [row] = db.session.execute(text("SELECT * FROM photos")).mappings().all()
+    assert {"upload_sha256", "upload_bytes", "detected_format"}.isdisjoint(row)
+    # Old uploads cannot be compared any more: their keys are released with them.
+    assert (row["upload_digest"], row["idempotency_key_hash"]) == (None, None)
+    assert_no_fingerprint({"pg_dump": database_dump(scratch)}, {"iphone6_gps.jpg": data})
+    db.session.commit()
+    downgrade(revision=before)
+    [row] = db.session.execute(text("SELECT * FROM photos")).mappings().all()
+    assert (bytes(row["upload_sha256"]), row["upload_bytes"]) == (bytes(32), 0)
+    assert row["idempotency_key_hash"] is not None
+
+
+def table_file(table: str) -> Path | None:
+    """The file holding `table`'s rows, once written out; None if this process cannot read
+    the server's data directory (a server on another host or user)."""
+    db.session.execute(text("CHECKPOINT"))
+    directory = db.session.scalar(text("SHOW data_directory"))
+    path = Path(directory) / db.session.scalar(text(f"SELECT pg_relation_filepath('{table}')"))
+    try:
+        path.read_bytes()
+    except OSError:
+        return None
+    return path
+
+
+def test_migration_leaves_no_dropped_digest_in_the_table_file(database_before_migration):
+    # DROP COLUMN alone only hides values: they stay on disk until each row is rewritten.
+    app, _, _ = database_before_migration
+    digest = hashlib.sha256(photo_bytes("iphone6_gps.jpg")).digest()
+    before = table_file("photos")
+    if before is None:
+        pytest.skip("the database server's files are not readable from here")
+    assert digest in before.read_bytes()  # the check bites
+    upgrade(revision=REVISION)
+    db.session.commit()
+    assert digest not in table_file("photos").read_bytes()

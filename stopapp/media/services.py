@@ -53,14 +53,16 @@ MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS_S)
 
 def storage() -> Storage:
     """The media store of the current app (a folder now; an object store can replace it)."""
-    return _local_storage(settings().MEDIA_ROOT)
+    config = settings()
+    return _local_storage(config.MEDIA_ROOT, config.PHOTO_DIGEST_KEY)
 
 
 @functools.lru_cache(maxsize=8)
-def _local_storage(root: str) -> LocalStorage:
+def _local_storage(root: str, digest_key: str) -> LocalStorage:
     # One per folder and process: building it creates and chmods the folders, which need not
     # happen again on every upload and every job.
-    return LocalStorage(root)
+    address_key = hmac.new(digest_key.encode(), b"media-address", hashlib.sha256).digest()
+    return LocalStorage(root, address_key)
 
 
 def process_job(photo_id: uuid.UUID) -> JobSpec:
