@@ -33,6 +33,7 @@ from stopapp.dbadmin import drop_database, recreate_database
 from stopapp.extensions import db
 from stopapp.media import services as media
 from stopapp.media.imaging import process_image
+from stopapp.media.storage import LocalStorage
 from stopapp.models import Photo
 from tests.conftest import DATABASE_URL, REDIS_URL, ROOT, new_key
 from tests.helpers import assert_problem
@@ -287,6 +288,28 @@ def test_stored_copies_are_not_named_by_a_hash_anyone_could_recompute(app, clien
     assert stored_copy(app, row.display_key) == copies[f"display copy of {name}"]
     values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
     assert_no_fingerprint(values, copies, sized={})
+
+
+def test_copies_stored_under_plain_hashes_are_renamed(app, client, runner):
+    # As copies were named before: by the SHA-256 anyone can recompute from a rebuilt copy.
+    name = "orientation_8.jpg"
+    photo_id = accept(client, new_report(client), photo_bytes(name), new_key())
+    assert process(app, photo_id) == "done"
+    unkeyed = LocalStorage(media_root(app))
+    copies = list(rebuilt_copies(name).values())
+    old_keys = [unkeyed.put(copy, ".jpg") for copy in copies]
+    with app.app_context():
+        db.session.execute(update(Photo).where(Photo.id == uuid.UUID(photo_id))
+                           .values(display_key=old_keys[0], thumb_key=old_keys[1]))
+        db.session.commit()
+    result = runner.invoke(args=["rename-photo-copies"])
+    assert result.exit_code == 0, result.output
+    row = photo_row(app, photo_id)
+    assert [stored_copy(app, row.display_key), stored_copy(app, row.thumb_key)] == copies
+    assert not any(unkeyed.exists(key) for key in old_keys)
+    values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
+    assert_no_fingerprint(values, rebuilt_copies(name), sized={})
+    assert runner.invoke(args=["rename-photo-copies"]).output == "renamed 0 stored file(s)\n"
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -314,6 +315,33 @@ def forget_expired_uploads() -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def rename_stored_copies() -> set[str]:
+    """Give every stored copy the name the current store gives it (a keyed digest).
+
+    Copies stored before names were keyed are named by a plain SHA-256 that anyone holding
+    the original can recompute (processing is deterministic). Returns the old keys, which no
+    row points at any more, for the caller to delete once this has committed.
+    """
+    store = storage()
+    old_keys = set()
+    photos = db.session.scalars(
+        select(Photo).where(Photo.display_key.is_not(None)).with_for_update()
+    )
+    for photo in photos:
+        for column in ("display_key", "thumb_key"):
+            key = getattr(photo, column)
+            try:
+                with store.open(key) as fh:
+                    new_key = store.put(fh.read(), os.path.splitext(key)[1])
+            except FileNotFoundError:
+                continue  # a lost copy: nothing to rename
+            if new_key != key:
+                setattr(photo, column, new_key)
+                old_keys.add(key)
+    db.session.flush()
+    return old_keys
 
 
 def sweep_quarantine(older_than: timedelta) -> int:
