@@ -17,7 +17,7 @@ def init_api(app: Flask) -> None:
         blueprint,
         version="1",
         title="STOP APP public API",
-        description="Reports of human trafficking from the STOP APP. See docs/api.md in the repository.",
+        description="Reports of human trafficking from the STOP APP. See docs/api.md.",
         doc="/docs",
         validate=False,
     )
