@@ -59,11 +59,11 @@ class Config:
     MAX_PHOTO_BYTES: int = 20 * MiB
     MAX_PHOTOS_PER_REPORT: int = 10
     MAX_PHOTO_PIXELS: int = 60_000_000
-    # A report still `received` this long after it was stored is queued again by the reconciler.
-    RECONCILE_AFTER_S: int = 60
     # How long after an upload a retry of it is still recognised; past it the upload's digest
     # and idempotency key are erased, and a retry makes a new photo.
     PHOTO_RETRY_WINDOW_S: int = 24 * 3600
+    # A report still `received` this long after it was stored is queued again by the reconciler.
+    RECONCILE_AFTER_S: int = 60
 
     extra: dict = field(default_factory=dict)
 
