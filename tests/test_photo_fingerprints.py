@@ -29,6 +29,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import make_url, select, text, update
 
 from stopapp import create_app
+from stopapp.config import Config
 from stopapp.dbadmin import drop_database, recreate_database
 from stopapp.extensions import db
 from stopapp.media import services as media
@@ -53,7 +54,7 @@ from tests.test_photos_api import (
 from tests.test_reliability import run_worker_burst
 from workers import jobs
 
-DAY_S = 24 * 3600
+WINDOW_S = Config.PHOTO_RETRY_WINDOW_S  # the default: 24 hours
 
 # Which real photo meets which end (each original is used once, so a leak names its outcome).
 READY = (
@@ -195,6 +196,11 @@ def set_attempts(app, photo_id: str, attempts: int) -> None:
         db.session.commit()
 
 
+def row_columns(app, photo_id: str) -> dict[str, bytes]:
+    """Every column of the photo's row as stored, by position."""
+    return {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
+
+
 def retry_state(app) -> list[tuple[bool, bool]]:
     """(has a digest, has an idempotency key) for every photo."""
     return [(p.upload_digest is not None, p.idempotency_key_hash is not None)
@@ -227,8 +233,8 @@ def test_no_fingerprint_of_any_original_in_the_database_or_redis(
     set_attempts(app, poison, media.MAX_ATTEMPTS)
     first_worker = run_worker_burst(migrated_database)
 
-    # A storage fault on every attempt; the retries run at once so one burst sees them all,
-    # and RQ keeps each attempt's traceback in Redis.
+    # A storage fault on every attempt (each one's traceback goes to the worker's log); the
+    # retries run at once, so that one burst sees them all.
     media_dir = media_root(app) / "media"
     shutil.rmtree(media_dir)
     media_dir.write_bytes(b"")
@@ -251,7 +257,8 @@ def test_no_fingerprint_of_any_original_in_the_database_or_redis(
     dump = database_dump()
     assert all(photo_id.encode() in dump for photo_id in outcomes)  # the rows are in it
     keys = redis_dump(redis_conn)
-    assert b"\x8c\x04done" in b"".join(keys.values())  # results, unpickled-ready
+    # The search reaches inside RQ's encodings: the pickled results, under their base64.
+    assert b"\x8c\x04done" in b"".join(keys.values())
     rebuilt = {label: copy for name in READY for label, copy in rebuilt_copies(name).items()}
     # Rejected uploads have no row for a size to stand next to (and some are 0 or 44 bytes).
     sized = {name: data for name, data in originals.items() if name not in REJECTED_AT_UPLOAD}
@@ -263,7 +270,7 @@ def test_no_fingerprint_of_any_original_in_the_database_or_redis(
 
     # Past the window the reconciler erases the keyed digests and the keys as well.
     keyed = [p.upload_digest.hex().encode() for p in photos_in_db(app)]
-    age_photos(app, DAY_S + 60)
+    age_photos(app, WINDOW_S + 60)
     with app.app_context():
         jobs.reconcile()
     assert retry_state(app) == [(False, False)] * len(outcomes)
@@ -286,8 +293,7 @@ def test_stored_copies_are_not_named_by_a_hash_anyone_could_recompute(app, clien
     copies = rebuilt_copies(name)
     # Processing is deterministic: the copy rebuilt from the original is the one stored.
     assert stored_copy(app, row.display_key) == copies[f"display copy of {name}"]
-    values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
-    assert_no_fingerprint(values, copies, sized={})
+    assert_no_fingerprint(row_columns(app, photo_id), copies, sized={})
 
 
 def test_copies_stored_under_plain_hashes_are_renamed(app, client, runner):
@@ -307,8 +313,7 @@ def test_copies_stored_under_plain_hashes_are_renamed(app, client, runner):
     row = photo_row(app, photo_id)
     assert [stored_copy(app, row.display_key), stored_copy(app, row.thumb_key)] == copies
     assert not any(unkeyed.exists(key) for key in old_keys)
-    values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
-    assert_no_fingerprint(values, rebuilt_copies(name), sized={})
+    assert_no_fingerprint(row_columns(app, photo_id), rebuilt_copies(name), sized={})
     assert runner.invoke(args=["rename-photo-copies"]).output == "renamed 0 stored file(s)\n"
 
 
@@ -346,7 +351,7 @@ def test_retry_after_processing_within_the_window_gets_the_same_photo(app, clien
     photo_id = accept(client, report, data, key)
     assert process(app, photo_id) == "done"
     redis_conn.flushdb()  # the first job is done and gone; a retry must queue nothing
-    age_photos(app, DAY_S - 600, photo_id)  # ten minutes before the window closes
+    age_photos(app, WINDOW_S - 600, photo_id)  # ten minutes before the window closes
     assert accept(client, report, data, key) == photo_id
     assert [str(p.id) for p in photos_in_db(app)] == [photo_id]
     assert quarantined(app) == [] and len(stored_media(app)) == 2
@@ -369,7 +374,7 @@ def test_retry_after_the_window_is_a_new_photo(app, client, redis_conn, reconcil
     data = photo_bytes("orientation_8.jpg")
     first = accept(client, report, data, key)
     assert process(app, first) == "done"
-    age_photos(app, DAY_S + 1)
+    age_photos(app, WINDOW_S + 1)
     if reconciled:
         jobs.reconcile()
         assert retry_state(app) == [(False, False)]
@@ -385,7 +390,7 @@ def test_retry_after_the_window_is_a_new_photo(app, client, redis_conn, reconcil
 def test_reconciler_leaves_digests_within_the_window(app, client):
     photo_id = accept(client, new_report(client), photo_bytes("orientation_8.jpg"), new_key())
     process(app, photo_id)
-    age_photos(app, DAY_S - 600)
+    age_photos(app, WINDOW_S - 600)
     jobs.reconcile()
     assert retry_state(app) == [(True, True)]
 
@@ -441,7 +446,7 @@ def end_past_attempt_limit(app, photo_id):
 )
 def test_processing_ending_after_the_window_erases_the_digest(app, client, end, outcome):
     photo_id = accept(client, new_report(client), photo_bytes("orientation_8.jpg"), new_key())
-    age_photos(app, DAY_S + 1, photo_id)
+    age_photos(app, WINDOW_S + 1, photo_id)
     end(app, photo_id)
     row = photo_row(app, photo_id)
     assert (row.status, row.reject_reason) == outcome
@@ -454,8 +459,7 @@ def test_processing_within_the_window_keeps_only_the_keyed_digest(app, client, e
     photo_id = accept(client, new_report(client), data, new_key())
     end(app, photo_id)
     assert photo_row(app, photo_id).upload_digest is not None
-    values = {f"column {i}": value for i, value in enumerate(row_as_bytes(app, photo_id))}
-    assert_no_fingerprint(values, {"orientation_8.jpg": data})
+    assert_no_fingerprint(row_columns(app, photo_id), {"orientation_8.jpg": data})
 
 
 def test_no_photo_keeps_a_digest_past_the_window(app, client):
@@ -464,8 +468,8 @@ def test_no_photo_keeps_a_digest_past_the_window(app, client):
     ids = [accept(client, report, photo_bytes(name), new_key())
            for name in ("orientation_8.jpg", "orientation_6.jpg", "exif_chunk.png")]
     process(app, ids[0])
-    age_photos(app, DAY_S + 1, ids[0])
-    age_photos(app, DAY_S + 1, ids[1])  # still processing: bounded all the same
+    age_photos(app, WINDOW_S + 1, ids[0])
+    age_photos(app, WINDOW_S + 1, ids[1])  # still processing: bounded all the same
     jobs.reconcile()
     with app.app_context():
         kept = db.session.scalars(select(Photo.id).where(Photo.upload_digest.is_not(None)))
