@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
+from stopapp.media import services as media
 from stopapp.reports import services as reports
 from stopapp.reports.models import Report
 from stopapp.security import ContactCipher
@@ -71,3 +72,13 @@ def register_cli(app: Flask) -> None:
                 report.contact_encrypted = cipher.rotate(report.contact_encrypted)
                 count += 1
         click.echo(f"re-encrypted {count} contact record(s)")
+
+    @app.cli.command("rename-photo-copies")
+    def rename_photo_copies() -> None:
+        """Rename stored photo copies by their keyed digest (once, after upgrading to it)."""
+        with unit_of_work():
+            old_keys = media.rename_stored_copies()
+        store = media.storage()
+        for key in old_keys:
+            store.delete(key)
+        click.echo(f"renamed {len(old_keys)} stored file(s)")

@@ -16,6 +16,7 @@ DEV_SECRET_KEY = "dev-secret-key-not-for-production"
 # A valid Fernet key (32 url-safe base64 bytes) that is obviously not secret.
 DEV_DATA_ENCRYPTION_KEY = "ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24="
 DEV_RECEIPT_KEY = "dev-receipt-key-not-for-production"
+DEV_PHOTO_DIGEST_KEY = "dev-photo-digest-key-not-for-production"
 
 MiB = 1024 * 1024
 
@@ -38,6 +39,9 @@ class Config:
     # Derives receipts from idempotency keys so a retry can be answered with the same receipt
     # although only its hash is stored.
     RECEIPT_KEY: str = DEV_RECEIPT_KEY
+    # Keys the digest that tells a photo's retry from another photo sent with the same
+    # Idempotency-Key. A plain hash would let anyone holding the original prove it was sent.
+    PHOTO_DIGEST_KEY: str = DEV_PHOTO_DIGEST_KEY
     MEDIA_ROOT: str = "var/media"
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 8025
@@ -55,6 +59,9 @@ class Config:
     MAX_PHOTO_BYTES: int = 20 * MiB
     MAX_PHOTOS_PER_REPORT: int = 10
     MAX_PHOTO_PIXELS: int = 60_000_000
+    # How long after an upload a retry of it is still recognised; past it the upload's digest
+    # and idempotency key are erased, and a retry makes a new photo.
+    PHOTO_RETRY_WINDOW_S: int = 24 * 3600
     # A report still `received` this long after it was stored is queued again by the reconciler.
     RECONCILE_AFTER_S: int = 60
     # argon2id cost for staff passwords (argon2-cffi's defaults, about 100 ms a hash here).
@@ -97,6 +104,7 @@ class Config:
                 ("SECRET_KEY", DEV_SECRET_KEY),
                 ("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY),
                 ("RECEIPT_KEY", DEV_RECEIPT_KEY),
+                ("PHOTO_DIGEST_KEY", DEV_PHOTO_DIGEST_KEY),
             )
             if not getattr(self, name) or dev in getattr(self, name).split(",")
         ]

@@ -28,7 +28,8 @@ def triage_report(report_id: str) -> bool:
 
 @in_app_context
 def reconcile() -> int:
-    """Queue work that was committed but never queued (Redis was down, or a job was lost).
+    """Queue work that was committed but never queued (Redis was down, or a job was lost),
+    and erase what photos keep for retries once their retry window is over.
 
     Returns how many jobs it sent.
     """
@@ -37,9 +38,13 @@ def reconcile() -> int:
         specs = [reports.triage_job(i) for i in reports.reports_awaiting_triage(grace)]
         specs += [media.process_job(i) for i in media.photos_awaiting_processing(grace)]
         swept = media.sweep_quarantine(ORPHAN_AFTER)
+        forgotten = media.forget_expired_uploads()
     sent = sum(send_job(redis_client(), spec) for spec in specs)
-    if sent or swept:
-        log.info("reconciler queued %d job(s), deleted %d orphaned upload(s)", sent, swept)
+    if sent or swept or forgotten:
+        log.info(
+            "reconciler queued %d job(s), deleted %d orphaned upload(s), erased %d retry digest(s)",
+            sent, swept, forgotten,
+        )
     return sent
 
 

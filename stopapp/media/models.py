@@ -11,12 +11,14 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,7 +32,9 @@ class Photo(db.Model):
     """A photo: the quarantined upload until processed, then two metadata-free JPEG copies.
 
     `gps_location` and `captured_at*` come from the original's EXIF before it is stripped and
-    are for analysts only; they never leave the system with the photo.
+    are for analysts only; they never leave the system with the photo. Nothing else of the
+    original is kept that could match it to this row: no plain hash, byte count, format or file
+    name (`width` and `height` are the display copy's).
     """
 
     __tablename__ = "photos"
@@ -39,10 +43,12 @@ class Photo(db.Model):
     report_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("reports.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    idempotency_key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    upload_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    upload_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
-    detected_format: Mapped[str] = mapped_column(String(8), nullable=False)
+    # What a retry of the upload is recognised by, kept only for PHOTO_RETRY_WINDOW_S and then
+    # erased together (services.forget_expired_uploads). The digest is an HMAC under
+    # PHOTO_DIGEST_KEY, never a plain hash: whoever holds the original could compute a plain
+    # hash and prove that it was sent, and to which report.
+    idempotency_key_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    upload_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     status: Mapped[str] = mapped_column(
         String(12), nullable=False, default=PhotoStatus.PROCESSING.value, index=True
     )
@@ -51,6 +57,7 @@ class Photo(db.Model):
     quarantine_key: Mapped[str | None] = mapped_column(String(200))
     display_key: Mapped[str | None] = mapped_column(String(200))
     thumb_key: Mapped[str | None] = mapped_column(String(200))
+    # Of the display copy (long side at most 2048 px), never the original's.
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     gps_location = mapped_column(Geography(geometry_type="POINT", srid=SRID, spatial_index=False))
@@ -72,4 +79,13 @@ class Photo(db.Model):
     __table_args__ = (
         UniqueConstraint("report_id", "idempotency_key_hash", name="uq_photos_report_idempotency"),
         CheckConstraint("status IN ('processing','ready','rejected')", name="known_status"),
+        CheckConstraint(
+            "(idempotency_key_hash IS NULL) = (upload_digest IS NULL)", name="retry_pair"
+        ),
+        # The reconciler's search for digests past the retry window.
+        Index(
+            "ix_photos_retry_until",
+            "created_at",
+            postgresql_where=text("upload_digest IS NOT NULL"),
+        ),
     )

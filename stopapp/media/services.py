@@ -4,13 +4,20 @@ An upload is streamed into quarantine, checked (type by content, size, pixel cou
 decode) and recorded as `processing`; a job then rebuilds it as two metadata-free JPEGs and
 deletes the original whatever the outcome. A quarantined file that lost its row (a crash
 between writing it and committing) is swept by the reconciler.
+
+Nothing that could match the original to its report outlives the retry window: a retry is
+recognised by an HMAC of the upload (never a plain hash, which anyone holding the photo could
+compute), and that digest and the idempotency key are erased once PHOTO_RETRY_WINDOW_S has
+passed since the upload (at the end of processing, or by the reconciler).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from geoalchemy2.elements import WKTElement
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from stopapp.constants import SRID, PhotoStatus
 from stopapp.errors import (
@@ -47,14 +54,16 @@ MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS_S)
 
 def storage() -> Storage:
     """The media store of the current app (a folder now; an object store can replace it)."""
-    return _local_storage(settings().MEDIA_ROOT)
+    config = settings()
+    return _local_storage(config.MEDIA_ROOT, config.PHOTO_DIGEST_KEY)
 
 
 @functools.lru_cache(maxsize=8)
-def _local_storage(root: str) -> LocalStorage:
+def _local_storage(root: str, digest_key: str) -> LocalStorage:
     # One per folder and process: building it creates and chmods the folders, which need not
     # happen again on every upload and every job.
-    return LocalStorage(root)
+    address_key = hmac.new(digest_key.encode(), b"media-address", hashlib.sha256).digest()
+    return LocalStorage(root, address_key)
 
 
 def process_job(photo_id: uuid.UUID) -> JobSpec:
@@ -69,16 +78,17 @@ def process_job(photo_id: uuid.UUID) -> JobSpec:
     )
 
 
-class _HashingReader:
-    """Reads through a stream while hashing what passes."""
+class _DigestingReader:
+    """Reads through a stream while computing the keyed digest of what passes."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, key: str, report_id: uuid.UUID) -> None:
         self._stream = stream
-        self.sha256 = hashlib.sha256()
+        # Scoped to the report: the same photo sent to two reports does not link them.
+        self.digest = hmac.new(key.encode(), b"photo-upload:" + report_id.bytes, hashlib.sha256)
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._stream.read(size)
-        self.sha256.update(chunk)
+        self.digest.update(chunk)
         return chunk
 
 
@@ -97,17 +107,19 @@ def _rejection(error: ImageRejected) -> Exception:
                            errors={"photo": [error.code]})
 
 
-def _quarantine(upload: BinaryIO, store: Storage) -> tuple[str, int, bytes]:
+def _quarantine(upload: BinaryIO, store: Storage, report_id: uuid.UUID) -> tuple[str, bytes]:
+    """Stream the upload into quarantine; returns its key and the upload's keyed digest."""
     config = settings()
-    reader = _HashingReader(upload)
+    reader = _DigestingReader(upload, config.PHOTO_DIGEST_KEY, report_id)
     try:
-        key, size = store.quarantine_put(reader, config.MAX_PHOTO_BYTES)
+        # The byte count is not kept: the digest covers the length too.
+        key, _ = store.quarantine_put(reader, config.MAX_PHOTO_BYTES)
     except QuarantineTooLarge as exc:
         raise PayloadTooLargeError(
             f"A photo may be at most {config.MAX_PHOTO_BYTES} bytes.",
             errors={"photo": ["too_large"]},
         ) from exc
-    return key, size, reader.sha256.digest()
+    return key, reader.digest.digest()
 
 
 def accept_photo(
@@ -120,7 +132,7 @@ def accept_photo(
 
     `open_upload` is called only once the receipt has been checked, so an unauthenticated
     request never has its body read. A retry with the same Idempotency-Key and the same bytes
-    returns the first photo.
+    within PHOTO_RETRY_WINDOW_S returns the first photo; a later one makes a new photo.
 
     Raises NotFoundError (unknown report or wrong receipt), PayloadTooLargeError (over
     MAX_PHOTO_BYTES), ConflictError (the report has its maximum of photos),
@@ -130,9 +142,9 @@ def accept_photo(
     """
     report = report_for_reporter(report_id, receipt)
     store = storage()
-    key, size, digest = _quarantine(open_upload(), store)
+    key, digest = _quarantine(open_upload(), store, report.id)
     try:
-        accepted = _record(report, idempotency_key, store, key, size, digest)
+        accepted = _record(report, idempotency_key, store, key, digest)
     except BaseException:
         store.quarantine_delete(key)
         raise
@@ -142,7 +154,7 @@ def accept_photo(
 
 
 def _record(
-    report: Report, idempotency_key: uuid.UUID, store: Storage, key: str, size: int, digest: bytes
+    report: Report, idempotency_key: uuid.UUID, store: Storage, key: str, digest: bytes
 ) -> AcceptedPhoto:
     key_hash = idempotency_key_hash(idempotency_key, scope=f"photo:{report.id}")
     # Serialise uploads to one report, so that two at once cannot both take the last place.
@@ -150,8 +162,13 @@ def _record(
     existing = db.session.scalar(
         select(Photo).where(Photo.report_id == report.id, Photo.idempotency_key_hash == key_hash)
     )
+    if existing is not None and _past_retry_window(existing):
+        # The reconciler has not erased it yet; a retry this late is a new photo all the same.
+        _forget_upload(existing)
+        db.session.flush()
+        existing = None
     if existing is not None:
-        if existing.upload_sha256 != digest:
+        if not hmac.compare_digest(existing.upload_digest, digest):
             raise IdempotencyMismatchError(
                 "This Idempotency-Key was already used for a different photo.",
                 errors={"Idempotency-Key": ["Already used with a different photo."]},
@@ -167,16 +184,14 @@ def _record(
     if kept >= config.MAX_PHOTOS_PER_REPORT:
         raise ConflictError(f"A report may have at most {config.MAX_PHOTOS_PER_REPORT} photos.")
     try:
-        info = validate_upload(store.quarantine_path(key), max_pixels=config.MAX_PHOTO_PIXELS)
+        validate_upload(store.quarantine_path(key), max_pixels=config.MAX_PHOTO_PIXELS)
     except ImageRejected as exc:
         raise _rejection(exc) from exc
 
     photo = Photo(
         report_id=report.id,
         idempotency_key_hash=key_hash,
-        upload_sha256=digest,
-        upload_bytes=size,
-        detected_format=info.format,
+        upload_digest=digest,
         status=PhotoStatus.PROCESSING.value,
         quarantine_key=key,
     )
@@ -196,13 +211,33 @@ def start_attempt(photo_id: uuid.UUID) -> int | None:
     return photo.attempts
 
 
+def _retry_window() -> timedelta:
+    return timedelta(seconds=settings().PHOTO_RETRY_WINDOW_S)
+
+
+def _past_retry_window(photo: Photo) -> bool:
+    return photo.created_at <= utcnow() - _retry_window()
+
+
+def _forget_upload(photo: Photo) -> None:
+    photo.upload_digest = None
+    photo.idempotency_key_hash = None
+
+
 def _finish(photo: Photo, status: PhotoStatus, reason: str | None = None) -> str | None:
-    """Mark the photo done; returns the quarantine key for the caller to delete after commit."""
+    """Mark the photo done; returns the quarantine key for the caller to delete after commit.
+
+    The upload's digest stays only while a retry may still come (the retry window): a retry
+    after processing must still get this photo, and another photo under the same key must
+    still be refused, and only the digest can tell the two apart.
+    """
     key = photo.quarantine_key
     photo.status = status.value
     photo.reject_reason = reason
     photo.quarantine_key = None
     photo.processed_at = utcnow()
+    if _past_retry_window(photo):
+        _forget_upload(photo)
     db.session.flush()
     return key
 
@@ -266,6 +301,47 @@ def photos_awaiting_processing(older_than: timedelta, limit: int = 500) -> list[
             .limit(limit)
         )
     )
+
+
+def forget_expired_uploads() -> int:
+    """Erase the digest and idempotency key of every upload older than the retry window.
+
+    A retry arriving later is then a new photo. Returns how many photos it touched.
+    """
+    result = db.session.execute(
+        update(Photo)
+        .where(Photo.upload_digest.is_not(None), Photo.created_at <= utcnow() - _retry_window())
+        .values(upload_digest=None, idempotency_key_hash=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def rename_stored_copies() -> set[str]:
+    """Give every stored copy the name the current store gives it (a keyed digest).
+
+    Copies stored before names were keyed are named by a plain SHA-256 that anyone holding
+    the original can recompute (processing is deterministic). Returns the old keys, which no
+    row points at any more, for the caller to delete once this has committed.
+    """
+    store = storage()
+    old_keys = set()
+    photos = db.session.scalars(
+        select(Photo).where(Photo.display_key.is_not(None)).with_for_update()
+    )
+    for photo in photos:
+        for column in ("display_key", "thumb_key"):
+            key = getattr(photo, column)
+            try:
+                with store.open(key) as fh:
+                    new_key = store.put(fh.read(), os.path.splitext(key)[1])
+            except FileNotFoundError:
+                continue  # a lost copy: nothing to rename
+            if new_key != key:
+                setattr(photo, column, new_key)
+                old_keys.add(key)
+    db.session.flush()
+    return old_keys
 
 
 def sweep_quarantine(older_than: timedelta) -> int:

@@ -11,6 +11,7 @@ generates, so a key from a request or a database row can never point outside the
 """
 
 import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -42,7 +43,7 @@ class Storage(Protocol):
     """Photo storage as the app uses it; see LocalStorage for the semantics."""
 
     def put(self, data: bytes, suffix: str) -> str:
-        """Store `data` under its SHA-256 and return the key (idempotent)."""
+        """Store `data` under its (keyed) digest and return the key (idempotent)."""
         ...
 
     def open(self, key: str) -> BinaryIO:
@@ -78,14 +79,19 @@ class LocalStorage:
     """Storage in a local directory: `root/media` for clean copies, `root/quarantine` for raw
     uploads.
 
-    Media keys look like "ab/cd/<sha256 hex><suffix>", where ab and cd are the first four hex
-    digits of the hash (so no directory grows too large). Quarantine keys are 32 random hex
-    digits. Writes go to a temporary file in the target directory and are renamed into place,
-    so a reader never sees a partial file, even after a crash.
+    Media keys look like "ab/cd/<digest hex><suffix>", where ab and cd are the first four hex
+    digits of the digest (so no directory grows too large). The digest is HMAC-SHA256 under
+    `address_key` when one is given, plain SHA-256 otherwise: the processing of a photo is
+    deterministic, so anyone holding an original and this code could rebuild its copies and
+    recompute a plain digest, and the key in a photo's row would prove that it was sent.
+    Quarantine keys are 32 random hex digits. Writes go to a temporary file in the target
+    directory and are renamed into place, so a reader never sees a partial file, even after a
+    crash.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], address_key: bytes | None = None) -> None:
         """Create the storage directories if needed. Raises OSError if that fails."""
+        self._address_key = address_key
         self.root = os.path.abspath(os.fspath(root))
         self.media_root = os.path.join(self.root, "media")
         self.quarantine_root = os.path.join(self.root, "quarantine")
@@ -96,7 +102,7 @@ class LocalStorage:
     # -- clean copies -------------------------------------------------------------------------
 
     def put(self, data: bytes, suffix: str) -> str:
-        """Store `data` and return its key, "ab/cd/<sha256 hex><suffix>".
+        """Store `data` and return its key, "ab/cd/<digest hex><suffix>".
 
         Storing the same bytes again returns the same key without rewriting the file.
         Raises ValueError for a suffix other than "" or "." plus 1-8 lowercase letters or
@@ -104,7 +110,10 @@ class LocalStorage:
         """
         if not _SUFFIX.fullmatch(suffix):
             raise ValueError("suffix must be empty or like '.jpg'")
-        digest = hashlib.sha256(data).hexdigest()
+        if self._address_key is None:
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            digest = hmac.new(self._address_key, data, hashlib.sha256).hexdigest()
         key = f"{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
         path = self._media_path(key)
         try:

@@ -1,6 +1,7 @@
 """Tests of LocalStorage on a real temporary directory."""
 
 import hashlib
+import hmac
 import io
 import os
 import stat
@@ -43,6 +44,20 @@ def test_put_is_content_addressed(store: LocalStorage) -> None:
     assert on_disk.read_bytes() == data
     assert store.put(b"other bytes", ".jpg") != key
     assert store.put(data, "") == f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def test_put_with_an_address_key_names_copies_by_their_hmac(tmp_path: Path) -> None:
+    # A plain hash of a copy could be recomputed by anyone who can rebuild the copy.
+    data = b"\xff\xd8\xff pretend jpeg"
+    store = LocalStorage(tmp_path / "store", b"address key")
+    digest = hmac.new(b"address key", data, hashlib.sha256).hexdigest()
+    key = store.put(data, ".jpg")
+    assert key == f"{digest[:2]}/{digest[2:4]}/{digest}.jpg"
+    assert hashlib.sha256(data).hexdigest() not in key
+    assert store.put(data, ".jpg") == key
+    with store.open(key) as fh:
+        assert fh.read() == data
+    assert LocalStorage(tmp_path / "other", b"another key").put(data, ".jpg") != key
 
 
 def test_put_is_idempotent(store: LocalStorage) -> None:
