@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "i11_photo_digest"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
