@@ -81,7 +81,11 @@ class StrictFloat(fields.Float):
 
 
 class StrictInteger(fields.Integer):
-    """A JSON integer; strings, booleans and fractions are refused."""
+    """A JSON integer; strings, booleans and fractions are refused.
+
+    3.0 is taken as 3: JSON and JSON Schema (the OpenAPI document's `integer`) make no
+    difference between them, and some clients' encoders write every number with a fraction.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
@@ -89,6 +93,8 @@ class StrictInteger(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 
