@@ -208,9 +208,10 @@ class ReportCreateSchema(StrictSchema):
     contact = fields.Nested(ContactSchema)
     app = fields.Nested(AppInfoSchema)
 
-    # location_or_place, for the OpenAPI document (api/openapi.py).
+    # location_or_place, for the OpenAPI document (api/openapi.py). Inside allOf: client
+    # generators read an anyOf beside `properties` as a union and lose the model.
     json_schema_rules: ClassVar[dict] = {
-        "anyOf": [{"required": ["location"]}, {"required": ["place"]}]
+        "allOf": [{"anyOf": [{"required": ["location"]}, {"required": ["place"]}]}]
     }
 
     @validates_schema
