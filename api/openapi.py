@@ -14,7 +14,7 @@ decorator (every argument is optional)::
     class Claim(Resource):
         @operation(
             "claimReport",                            # operationId (else method + class name)
-            body=ClaimSchema,                         # JSON body; or (Schema, "multipart/form-data")
+            body=ClaimSchema,                         # JSON; or (Schema, "multipart/form-data")
             query=QueueQuerySchema,                   # one query parameter per field
             headers=[IF_MATCH],                       # request headers (Header, below)
             responses={

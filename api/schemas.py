@@ -46,7 +46,9 @@ class Pattern(validate.Validator):
     is checked as Python's \\Z: Python's `$` would also match before a final newline.
     """
 
-    def __init__(self, pattern: str, error: str = "String does not match expected pattern.") -> None:
+    def __init__(
+        self, pattern: str, error: str = "String does not match expected pattern."
+    ) -> None:
         if _NOT_PORTABLE.search(pattern):
             raise ValueError(f"not portable to ECMA-262: {pattern}")
         self.regex = re.compile(pattern)  # what apispec puts in the document

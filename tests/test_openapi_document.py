@@ -15,8 +15,15 @@ from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 from openapi_spec_validator import validate as validate_spec
 
-from api.openapi import ETAG, IF_MATCH, DocumentedApi, Reply, build_document, operation, \
-    register_models
+from api.openapi import (
+    ETAG,
+    IF_MATCH,
+    DocumentedApi,
+    Reply,
+    build_document,
+    operation,
+    register_models,
+)
 from api.schemas import (
     TEXT_PATTERN,
     ContactSchema,
