@@ -56,6 +56,7 @@ from flask_restx.swagger import Swagger, extract_path, parse_rule
 from marshmallow import Schema
 
 from api.problem import PROBLEM_MEDIA_TYPE, ProblemApi
+from api.schemas import ProblemSchema
 
 OPENAPI_VERSION = "3.1.0"
 BEARER = "bearerAuth"
@@ -165,18 +166,6 @@ class _Plugin(MarshmallowPlugin):
         return json_schema
 
 
-def _problem_schemas() -> dict[str, dict]:
-    from api.schemas import ProblemSchema
-
-    return {
-        "Problem": ProblemSchema,
-        # 422 always names the failing fields.
-        "ValidationProblem": {
-            "allOf": [{"$ref": _REF_PREFIX + "Problem"}, {"required": ["errors"]}]
-        },
-    }
-
-
 _JSON_BODY_ERRORS = {
     400: "Malformed JSON",
     413: "Body too large",
@@ -208,14 +197,13 @@ class _Builder:
             servers=[{"url": api.base_path.rstrip("/") or "/"}],
         )
         self.restx = Swagger(api)
-        self.restx._registered_models = {}
 
     def build(self) -> dict:
-        for name, definition in _problem_schemas().items():
-            if isinstance(definition, dict):
-                self.spec.components.schema(name, definition)
-            else:
-                self.spec.components.schema(name, schema=definition)
+        self.spec.components.schema("Problem", schema=ProblemSchema)
+        # 422 always names the failing fields.
+        self.spec.components.schema("ValidationProblem", {
+            "allOf": [{"$ref": _REF_PREFIX + "Problem"}, {"required": ["errors"]}]
+        })
         self.spec.components.security_scheme(
             BEARER, {"type": "http", "scheme": "bearer",
                      "description": "A staff token: Authorization: Bearer <token>."}
@@ -245,18 +233,17 @@ class _Builder:
             method_doc = doc.get(method)
             if method_doc is False:
                 continue
-            impl = getattr(resource, method)
-            extra = getattr(impl, "__openapi__", None) or {}
             operations[method] = self._operation(
-                ns, resource, method, {**doc.get("params", {}), **method_doc.get("params", {})},
-                method_doc, {**doc.get("responses", {}), **method_doc.get("responses", {})},
-                method_doc.get("security", doc.get("security")), extra, path_schemas,
+                ns, resource, method, doc, method_doc, path_schemas
             )
         if operations:
             self.spec.path(path=extract_path(url), operations=operations)
 
-    def _operation(self, ns, resource, method, params, method_doc, restx_responses, security,
-                   extra, path_schemas) -> dict:
+    def _operation(self, ns, resource, method, doc, method_doc, path_schemas) -> dict:
+        """One operation from flask-restx's merged docs (`doc` for the class, `method_doc`)
+        and the method's `operation(...)` declaration."""
+        extra = getattr(getattr(resource, method), "__openapi__", None) or {}
+        params = {**doc.get("params", {}), **method_doc.get("params", {})}
         docstring = method_doc.get("docstring") or {}
         op: dict = {
             "tags": [ns.name],
@@ -296,6 +283,7 @@ class _Builder:
         if body:
             op["requestBody"] = body
 
+        restx_responses = {**doc.get("responses", {}), **method_doc.get("responses", {})}
         responses = {str(code): self._restx_response(code, value)
                      for code, value in restx_responses.items()}
         for code, value in extra.get("responses", {}).items():
@@ -305,7 +293,7 @@ class _Builder:
             defaults[404] = "No such resource"
         if body and "application/json" in body["content"]:
             defaults.update(_JSON_BODY_ERRORS)
-        security = _security(security)
+        security = _security(method_doc.get("security", doc.get("security")))
         if extra.get("auth"):
             security = [{BEARER: []}]
         if security:

@@ -8,12 +8,13 @@ import sys
 import jsonschema_rs
 import pytest
 from flask import Blueprint, Flask
-from flask_restx import Namespace, Resource
+from flask_restx import Namespace, Resource, reqparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 from openapi_spec_validator import validate as validate_spec
+from werkzeug.datastructures import FileStorage
 
 from api.openapi import (
     ETAG,
@@ -235,6 +236,22 @@ def _staff_app() -> tuple[Flask, DocumentedApi]:
         def post(self, report_id):
             """Add a note."""
 
+    upload = reqparse.RequestParser()
+    upload.add_argument("file", location="files", type=FileStorage, required=True)
+    search = reqparse.RequestParser()
+    search.add_argument("q", location="args", type=str)
+
+    @ns.route("/reports/<uuid:report_id>/attachments")
+    class Attachments(Resource):
+        @ns.expect(upload)
+        @ns.response(202, "Accepted", headers={"Location": {"description": "Where it is"}})
+        def post(self, report_id):
+            """Attach a file."""
+
+        @ns.expect(search)
+        def get(self, report_id):
+            """Search attachments."""
+
     @ns.route("/reports")
     class Queue(Resource):
         @operation("listQueue", query=TriageQuerySchema, auth=True, headers=[IF_MATCH],
@@ -276,3 +293,11 @@ def test_a_new_namespace_is_documented_with_either_style():
     assert "WWW-Authenticate" in queue["responses"]["401"]["headers"]
     assert document["components"]["schemas"]["TriageNote"]["properties"]["body"]["maxLength"] \
         == 100
+
+    attachments = document["paths"]["/triage/reports/{report_id}/attachments"]
+    form = attachments["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert form["required"] == ["file"]
+    assert "Location" in attachments["post"]["responses"]["202"]["headers"]
+    assert {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}} in \
+        attachments["get"]["parameters"]

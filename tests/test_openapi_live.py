@@ -146,3 +146,35 @@ def test_a_generated_client_submits_uploads_and_reads_the_status(live_url, gener
         )
         assert isinstance(refused, ValidationProblem), refused
         assert "description" in refused.errors.to_dict()
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by `make test` (scripts/services.sh)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_swagger_ui_renders_the_3_1_document(live_url):
+    """The Swagger UI that flask-restx ships knows OpenAPI 3.0 only: the page must still show
+    every operation of the 3.1 document, not "Unable to render this definition"."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page()
+            outside = []
+            page.on("request", lambda request: outside.append(request.url)
+                    if not request.url.startswith(live_url.removesuffix("/api/v1")) else None)
+            page.goto(f"{live_url}/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+            paths = set(page.locator(".opblock-summary-path").all_inner_texts())
+            assert "Unable to render" not in page.content()
+        finally:
+            browser.close()
+    assert {"/reports", "/reports/{report_id}/photos", "/meta"} <= {
+        p.replace("\u200b", "") for p in paths}
+    assert outside == [] or all(url.startswith("data:") for url in outside), outside
