@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, jsonify, url_for
 
 from api.openapi import DocumentedApi, swagger_ui
 from api.problem import install_error_handlers
@@ -25,7 +25,7 @@ def init_api(app: Flask) -> None:
     )
     api.add_namespace(reports.ns)
     api.add_namespace(meta.ns)
-    api.documentation(lambda: swagger_ui(api))
+    api.documentation(lambda: swagger_ui(api, url_for("api.openapi")))
     # The same document as swagger.json, under the name OpenAPI 3 tools expect.
     blueprint.add_url_rule("/openapi.json", "openapi", lambda: jsonify(api.__schema__))
     app.register_blueprint(blueprint)

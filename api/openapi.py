@@ -450,10 +450,10 @@ class DocumentedApi(ProblemApi):
         return self._schema
 
 
-def swagger_ui(api: Api) -> str:
+def swagger_ui(api: Api, document_url: str) -> str:
     """Swagger UI on the 3.1 document, from the assets flask-restx ships (never a CDN).
 
     That Swagger UI (4.19) renders OpenAPI 2.0 and 3.0 only, so the page tells it the document
     is 3.0 as it loads it; the served document is not changed.
     """
-    return render_template("openapi-ui.html", title=api.title, specs_url=api.specs_url)
+    return render_template("openapi-ui.html", title=api.title, specs_url=document_url)

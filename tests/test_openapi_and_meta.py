@@ -43,9 +43,9 @@ def test_swagger_ui_is_served_without_a_cdn(client):
     html = page.get_data(as_text=True)
     assert "swagger" in html.lower()
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
-    # The assets flask-restx ships, on the document served at swagger.json.
+    # The assets flask-restx ships, on the OpenAPI 3.1 document.
     assert "/swaggerui/swagger-ui-bundle.js" in html
-    assert '"/api/v1/swagger.json"' in html
+    assert '"/api/v1/openapi.json"' in html
     asset = client.get("/swaggerui/swagger-ui-bundle.js")
     asset.close()
     assert asset.status_code == 200
