@@ -368,7 +368,7 @@ class _Builder:
             value = Reply(value)
         response: dict = {"description": value.description or HTTPStatus(code).phrase}
         schema = value.schema
-        if schema is None and code >= 400:
+        if code >= 400 and schema in (None, ProblemSchema, {"$ref": _REF_PREFIX + "Problem"}):
             schema = {"$ref": _REF_PREFIX + ("ValidationProblem" if code == 422 else "Problem")}
         if schema is not None:
             media_type = value.media_type or (

@@ -29,6 +29,7 @@ from api.schemas import (
     TEXT_PATTERN,
     ContactSchema,
     Pattern,
+    ProblemSchema,
     ReportCreateSchema,
     StrictInteger,
     TextRule,
@@ -222,7 +223,7 @@ class TriageQuerySchema(Schema):
 def _staff_app() -> tuple[Flask, DocumentedApi]:
     """An app with a staff-like namespace documented both ways."""
     ns = Namespace("triage", path="/triage")
-    models = register_models(ns, [TriageNoteSchema, TriageItemSchema])
+    models = register_models(ns, [TriageNoteSchema, TriageItemSchema, ProblemSchema])
 
     @ns.route("/reports/<uuid:report_id>/notes")
     class Notes(Resource):
@@ -233,6 +234,7 @@ def _staff_app() -> tuple[Flask, DocumentedApi]:
         @ns.expect(models["TriageNote"])
         @ns.response(201, "Added", models["TriageItem"])
         @ns.response(412, "Stale version")
+        @ns.response(422, "Invalid", models["Problem"])
         def post(self, report_id):
             """Add a note."""
 
@@ -279,6 +281,8 @@ def test_a_new_namespace_is_documented_with_either_style():
         "$ref": "#/components/schemas/TriageNote"}
     assert notes["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TriageItem"}
+    assert notes["responses"]["422"]["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationProblem"}
     assert {"name": "If-Match", "in": "header", "required": True,
             "description": "The ETag of the last read.",
             "schema": {"type": "string"}} in notes["parameters"]
