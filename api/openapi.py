@@ -103,7 +103,7 @@ WWW_AUTHENTICATE = Header("WWW-Authenticate", "Bearer")
 class Reply:
     """One documented answer: its body schema (None for no body), description and headers."""
 
-    schema: type[Schema] | None = None
+    schema: type[Schema] | dict | None = None  # a dict: a JSON Schema as it is
     description: str = ""
     headers: list[Header] = field(default_factory=list)
     media_type: str | None = None
