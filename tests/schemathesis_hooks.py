@@ -1,4 +1,4 @@
-"""schemathesis hooks for the rules that JSON Schema cannot state (SCHEMATHESIS_HOOKS=this module).
+"""schemathesis hooks for the rules that JSON Schema cannot state (see tests/schemathesis.toml).
 
 Only schema-valid (positive) requests are touched, and only where validity depends on something
 outside the request: the taxonomy in the database, the clock, the content of an image, and the
