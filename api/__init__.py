@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, jsonify, url_for
 
-from api.problem import ProblemApi, install_error_handlers
+from api.openapi import DocumentedApi, swagger_ui
+from api.problem import install_error_handlers
 from api.ratelimit import limiter
 
 
 def init_api(app: Flask) -> None:
-    """Mount the API, its OpenAPI document and Swagger UI, and the health checks on `app`."""
+    """Mount the API, its OpenAPI 3.1 document and Swagger UI, and the health checks on `app`."""
     from api import health, meta, reports, staff
 
-    blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
-    api = ProblemApi(
+    blueprint = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
+    api = DocumentedApi(
         blueprint,
         version="1",
         title="STOP APP public API",
@@ -24,6 +25,9 @@ def init_api(app: Flask) -> None:
     api.add_namespace(reports.ns)
     api.add_namespace(meta.ns)
     api.add_namespace(staff.ns)
+    api.documentation(lambda: swagger_ui(api, url_for("api.openapi")))
+    # The same document as swagger.json, under the name OpenAPI 3 tools expect.
+    blueprint.add_url_rule("/openapi.json", "openapi", lambda: jsonify(api.__schema__))
     app.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
     limiter.init_app(app)

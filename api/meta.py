@@ -7,7 +7,7 @@ import hashlib
 from flask import json, request
 from flask_restx import Namespace, Resource
 
-from api.openapi import register_models
+from api.openapi import ETAG, IF_NONE_MATCH, Reply, operation
 from api.ratelimit import limiter, setting
 from api.schemas import MetaSchema
 from stopapp.db import unit_of_work
@@ -17,7 +17,6 @@ from stopapp.reports import services
 from stopapp.reports.taxonomy import LANGUAGES
 
 ns = Namespace("meta", path="/meta", description="Taxonomy, labels and limits")
-models = register_models(ns, [MetaSchema])
 MEDIA_TYPES = {"jpeg": ["image/jpeg"], "png": ["image/png"], "webp": ["image/webp"],
                "heif": ["image/heic", "image/heif"]}
 
@@ -26,7 +25,12 @@ MEDIA_TYPES = {"jpeg": ["image/jpeg"], "png": ["image/png"], "webp": ["image/web
 class Meta(Resource):
     decorators = [limiter.limit(setting("RATELIMIT_READS"))]
 
-    @ns.response(200, "Cacheable for an hour", models["Meta"])
+    @operation(
+        "getMeta",
+        headers=[IF_NONE_MATCH],
+        responses={200: Reply(MetaSchema, "Cacheable for an hour", headers=[ETAG]),
+                   304: Reply(None, "Not modified since the ETag given", headers=[ETAG])},
+    )
     def get(self):
         """Exploitation types with labels in every supported language, photo limits, version."""
         config = settings()

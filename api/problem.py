@@ -88,17 +88,6 @@ class ProblemApi(Api):
     def handle_error(self, e: Exception) -> Response:
         return render_error(e)
 
-    @property
-    def __schema__(self) -> dict:
-        # restx lists only the models a resource names; the definitions generated from nested
-        # marshmallow schemas (Location, People...) are referenced from inside those, so add
-        # every registered model.
-        schema = super().__schema__
-        definitions = schema.setdefault("definitions", {})
-        for name, model in self.models.items():
-            definitions.setdefault(name, model.__schema__)
-        return schema
-
 
 def install_error_handlers(app: Flask) -> None:
     """Errors outside the API's resources (unknown URLs, /readyz...) are problem+json too."""

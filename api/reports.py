@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from flask_restx import Namespace, Resource, reqparse
-from werkzeug.datastructures import FileStorage
+from flask_restx import Namespace, Resource
 
 from api import parsing
-from api.openapi import register_models
+from api.openapi import IDEMPOTENCY_KEY, REPORT_RECEIPT, Reply, operation
 from api.ratelimit import failed_lookup, limiter, report_key, setting
 from api.schemas import (
     MessageCreateSchema,
     MessageSchema,
     PhotoAcceptedSchema,
-    ProblemSchema,
+    PhotoUploadSchema,
     ReportCreatedSchema,
     ReportCreateSchema,
     ReportStatusSchema,
@@ -25,26 +24,9 @@ from stopapp.media import services as media
 from stopapp.reports import services
 
 ns = Namespace("reports", path="/reports", description="Reports from the public")
-models = register_models(
-    ns,
-    [ReportCreateSchema, ReportCreatedSchema, ReportStatusSchema, MessageCreateSchema,
-     MessageSchema, PhotoAcceptedSchema, ProblemSchema],
-)
 _create_schema = ReportCreateSchema()
 _message_schema = MessageCreateSchema()
 
-receipt_header = {
-    parsing.RECEIPT_HEADER: {
-        "in": "header", "type": "string", "required": True,
-        "description": "The receipt given at submission.",
-    }
-}
-idempotency_header = {
-    "Idempotency-Key": {
-        "in": "header", "type": "string", "format": "uuid", "required": True,
-        "description": "A UUID the app made for this request; a retry repeats it.",
-    }
-}
 # Failed receipt checks are capped per client and per report, so a receipt cannot be guessed
 # by many tries from one address or from many.
 receipt_failure_limits = [
@@ -54,31 +36,40 @@ receipt_failure_limits = [
     ),
 ]
 
-
-# Documents the multipart body; the request itself is read by parsing.photo_upload.
-photo_form = reqparse.RequestParser()
-photo_form.add_argument(
-    "photo", location="files", type=FileStorage, required=True,
-    help="One JPEG, PNG, WebP or HEIC/HEIF photo; judged by its content.",
-)
+# What a client can do next with an answer, as OpenAPI links (schemathesis follows them).
+_FROM_CREATED = {"report_id": "$response.body#/id",
+                 "header.X-Report-Receipt": "$response.body#/receipt"}
+_FROM_REQUEST = {"report_id": "$request.path.report_id",
+                 "header.X-Report-Receipt": "$request.header.X-Report-Receipt"}
 
 
-def _problem(code: int, text: str):
-    return ns.response(code, text, models["Problem"])
+def _links(parameters: dict) -> dict:
+    return {
+        name: {"operationId": operation_id, "parameters": parameters}
+        for name, operation_id in (("GetStatus", "getReportStatus"),
+                                   ("AddMessage", "addReportMessage"),
+                                   ("UploadPhoto", "uploadReportPhoto"))
+    }
+
+
+_NOT_YOURS = "Unknown id, or wrong or missing receipt"
 
 
 @ns.route("")
 class Reports(Resource):
     decorators = [limiter.limit(setting("RATELIMIT_REPORTS"))]
 
-    @ns.doc(params=idempotency_header)
-    @ns.expect(models["ReportCreate"])
-    @ns.response(201, "Stored (or a retry: the first answer again)", models["ReportCreated"])
-    @_problem(400, "Malformed JSON")
-    @_problem(413, "Body over 1 MiB")
-    @_problem(415, "Not application/json")
-    @_problem(422, "Invalid, or the Idempotency-Key was used with another body")
-    @_problem(429, "Rate limited; see Retry-After")
+    @operation(
+        "submitReport",
+        body=ReportCreateSchema,
+        headers=[IDEMPOTENCY_KEY],
+        responses={
+            201: Reply(ReportCreatedSchema, "Stored (or a retry: the first answer again)",
+                       links=_links(_FROM_CREATED)),
+            413: "Body over 1 MiB",
+            422: "Invalid, or the Idempotency-Key was used with another body",
+        },
+    )
     def post(self):
         """Submit a report."""
         key = parsing.idempotency_key()
@@ -103,10 +94,11 @@ class Reports(Resource):
 class ReportStatus(Resource):
     decorators = [limiter.limit(setting("RATELIMIT_READS")), *receipt_failure_limits]
 
-    @ns.doc(params=receipt_header)
-    @ns.response(200, "The reporter's view", models["ReportStatus"])
-    @_problem(404, "Unknown id, or wrong or missing receipt")
-    @_problem(429, "Rate limited; see Retry-After")
+    @operation(
+        "getReportStatus",
+        headers=[REPORT_RECEIPT],
+        responses={200: Reply(ReportStatusSchema, "The reporter's view"), 404: _NOT_YOURS},
+    )
     def get(self, report_id: uuid.UUID):
         """The reporter's view of a report: coarse status, photos and messages."""
         with unit_of_work():
@@ -118,12 +110,13 @@ class ReportStatus(Resource):
 class ReportMessages(Resource):
     decorators = [limiter.limit(setting("RATELIMIT_READS")), *receipt_failure_limits]
 
-    @ns.doc(params=receipt_header)
-    @ns.expect(models["MessageCreate"])
-    @ns.response(201, "Added", models["Message"])
-    @_problem(404, "Unknown id, or wrong or missing receipt")
-    @_problem(422, "Invalid body")
-    @_problem(429, "Rate limited; see Retry-After")
+    @operation(
+        "addReportMessage",
+        body=MessageCreateSchema,
+        headers=[REPORT_RECEIPT],
+        responses={201: Reply(MessageSchema, "Added", links=_links(_FROM_REQUEST)),
+                   404: _NOT_YOURS},
+    )
     def post(self, report_id: uuid.UUID):
         """Add information to a report, or answer an analyst's question."""
         fields = parsing.load_body(_message_schema)
@@ -140,15 +133,21 @@ class ReportMessages(Resource):
 class ReportPhotos(Resource):
     decorators = [limiter.limit(setting("RATELIMIT_PHOTOS")), *receipt_failure_limits]
 
-    @ns.doc(params={**receipt_header, **idempotency_header})
-    @ns.expect(photo_form)
-    @ns.response(202, "Accepted; processing follows", models["PhotoAccepted"])
-    @_problem(404, "Unknown id, or wrong or missing receipt")
-    @_problem(409, "The report has its maximum number of photos")
-    @_problem(413, "Over 20 MiB")
-    @_problem(415, "Not JPEG, PNG, WebP or HEIC/HEIF by content, or not multipart")
-    @_problem(422, "Undecodable, truncated, empty, over 60 megapixels, or a bomb")
-    @_problem(429, "Rate limited; see Retry-After")
+    @operation(
+        "uploadReportPhoto",
+        body=(PhotoUploadSchema, "multipart/form-data"),
+        headers=[REPORT_RECEIPT, IDEMPOTENCY_KEY],
+        responses={
+            202: Reply(PhotoAcceptedSchema, "Accepted; processing follows",
+                       links=_links(_FROM_REQUEST)),
+            404: _NOT_YOURS,
+            409: "The report has its maximum number of photos",
+            413: "Over 20 MiB",
+            415: "Not JPEG, PNG, WebP or HEIC/HEIF by content, or not multipart",
+            422: "Undecodable, truncated, empty, over 60 megapixels, or a bomb; or the "
+                 "Idempotency-Key is missing",
+        },
+    )
     def post(self, report_id: uuid.UUID):
         """Attach a photo to a report. Only a metadata-free copy is ever kept."""
         key = parsing.idempotency_key()

@@ -6,11 +6,19 @@ and are converted into the OpenAPI document (api/openapi.py).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from stopapp.constants import LocationSource, OccurredPrecision
+from stopapp.constants import (
+    REPORTER_STATUS,
+    LocationSource,
+    MessageSender,
+    OccurredPrecision,
+    PhotoStatus,
+)
 
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_MESSAGE_CHARS = 5_000
@@ -19,11 +27,50 @@ MAX_FUTURE = timedelta(minutes=5)
 # (an offset on 0001-01-01 would fall before year 1, which PostgreSQL stores but cannot return).
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 
+# What Python calls white space (str.isspace), spelled out: ECMA-262's \s is another set (it
+# has U+FEFF and lacks U+001C-U+001F and U+0085), so no pattern in the document may use \s.
+WHITE_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Some character that is neither white space nor NUL, and no NUL anywhere (PostgreSQL text
+# cannot hold U+0000).
+TEXT_PATTERN = rf"^[^\x00]*[^\x00{WHITE_SPACE}][^\x00]*$"
+# Escapes and groups that ECMA-262 reads differently or not at all: \d, \w, \s and \b are
+# Unicode-aware in Python and ASCII in ECMA-262; \A, \Z and inline flags are Python's only.
+_NOT_PORTABLE = re.compile(r"\\[dDwWsSbBAZz]|\(\?[A-Za-z]|(?<!\\)\$.")
 
-def no_nul(value: str) -> None:
-    """PostgreSQL text cannot hold U+0000; refuse it here rather than fail on insert."""
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
+
+class Pattern(validate.Validator):
+    """The value must contain a match of `pattern`, searched as JSON Schema does.
+
+    The same text is the field's `pattern` in the OpenAPI document, an ECMA-262 regular
+    expression, so it may only use what both engines read alike (see _NOT_PORTABLE). A final `$`
+    is checked as Python's \\Z: Python's `$` would also match before a final newline.
+    """
+
+    def __init__(
+        self, pattern: str, error: str = "String does not match expected pattern."
+    ) -> None:
+        if _NOT_PORTABLE.search(pattern):
+            raise ValueError(f"not portable to ECMA-262: {pattern}")
+        self.regex = re.compile(pattern)  # what apispec puts in the document
+        self._python = re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+        self.error = error
+
+    def __call__(self, value: str) -> str:
+        if self._python.search(value) is None:
+            raise ValidationError(self.error)
+        return value
+
+
+class TextRule(Pattern):
+    """Not blank and no NUL, as TEXT_PATTERN says, with a message for each."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_PATTERN, error="Must not be blank.")
+
+    def __call__(self, value: str) -> str:
+        if "\x00" in value:
+            raise ValidationError("Must not contain NUL characters.")
+        return super().__call__(value)
 
 
 class StrictFloat(fields.Float):
@@ -36,7 +83,11 @@ class StrictFloat(fields.Float):
 
 
 class StrictInteger(fields.Integer):
-    """A JSON integer; strings, booleans and fractions are refused."""
+    """A JSON integer; strings, booleans and fractions are refused.
+
+    3.0 is taken as 3: JSON and JSON Schema (the OpenAPI document's `integer`) make no
+    difference between them, and some clients' encoders write every number with a fraction.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
@@ -44,6 +95,8 @@ class StrictInteger(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -73,8 +126,7 @@ def text(max_chars: int, *, min_chars: int = 1, description: str = "", **kwargs)
     return fields.String(
         validate=[
             validate.Length(min=min_chars, max=max_chars),
-            validate.Regexp(r"(?s).*\S", error="Must not be blank."),
-            no_nul,
+            TextRule(),
         ],
         metadata={"description": description} if description else {},
         **kwargs,
@@ -119,7 +171,7 @@ class VehicleSchema(StrictSchema):
 
 class ContactSchema(StrictSchema):
     name = text(200)
-    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()./-]{3,40}\Z"))
+    phone = fields.String(validate=Pattern(r"^\+?[0-9 ()./-]{3,40}$"))
     email = fields.Email(validate=validate.Length(max=254))
     consent_to_contact = StrictBoolean(
         metadata={"description": "Without true, nothing of the contact is stored."}
@@ -128,7 +180,7 @@ class ContactSchema(StrictSchema):
 
 class AppInfoSchema(StrictSchema):
     platform = fields.String(validate=validate.OneOf(["android", "ios", "web", "other"]))
-    version = fields.String(validate=validate.Regexp(r"^[0-9A-Za-z.+-]{1,32}\Z"))
+    version = fields.String(validate=Pattern(r"^[0-9A-Za-z.+-]{1,32}$"))
 
 
 class ReportCreateSchema(StrictSchema):
@@ -152,11 +204,17 @@ class ReportCreateSchema(StrictSchema):
     people = fields.Nested(PeopleSchema)
     vehicles = fields.List(fields.Nested(VehicleSchema), validate=validate.Length(max=20))
     language = fields.String(
-        validate=validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z"),
+        validate=Pattern(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"),
         metadata={"description": "BCP 47 language tag of the description."},
     )
     contact = fields.Nested(ContactSchema)
     app = fields.Nested(AppInfoSchema)
+
+    # location_or_place, for the OpenAPI document (api/openapi.py). Inside allOf: client
+    # generators read an anyOf beside `properties` as a union and lose the model.
+    json_schema_rules: ClassVar[dict] = {
+        "allOf": [{"anyOf": [{"required": ["location"]}, {"required": ["place"]}]}]
+    }
 
     @validates_schema
     def location_or_place(self, data: dict, **kwargs) -> None:
@@ -177,14 +235,14 @@ class ReportCreatedSchema(Schema):
     receipt = fields.String(
         required=True, metadata={"description": "Keep it secret: it is the only key to the report."}
     )
-    status = fields.String(required=True, metadata={"description": "Always received."})
+    status = fields.String(required=True, metadata={"enum": ["received"]})
     created_at = UtcDateTime(required=True)
     max_photos = fields.Integer(required=True)
 
 
 class PhotoStateSchema(Schema):
     id = fields.UUID(required=True)
-    status = fields.String(required=True, metadata={"description": "processing, ready, rejected"})
+    status = fields.String(required=True, metadata={"enum": [s.value for s in PhotoStatus]})
     reason = fields.String(
         allow_none=True, metadata={"description": "Why a photo was rejected (a code)."}
     )
@@ -194,7 +252,7 @@ class MessageSchema(Schema):
     id = fields.UUID(required=True)
     from_ = fields.String(
         data_key="from", attribute="from", required=True,
-        metadata={"description": "reporter or analyst"},
+        metadata={"enum": [s.value for s in MessageSender]},
     )
     body = fields.String(required=True)
     sent_at = UtcDateTime(required=True)
@@ -203,7 +261,7 @@ class MessageSchema(Schema):
 class ReportStatusSchema(Schema):
     id = fields.UUID(required=True)
     status = fields.String(
-        required=True, metadata={"description": "received, under_review, actioned or closed"}
+        required=True, metadata={"enum": sorted(set(REPORTER_STATUS.values()))}
     )
     updated_at = UtcDateTime(required=True)
     photos = fields.List(fields.Nested(PhotoStateSchema), required=True)
@@ -216,7 +274,17 @@ class MessageCreateSchema(StrictSchema):
 
 class PhotoAcceptedSchema(Schema):
     id = fields.UUID(required=True)
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": [PhotoStatus.PROCESSING.value]})
+
+
+class PhotoUploadSchema(StrictSchema):
+    """The multipart body of a photo upload, for the document only: api/parsing.py reads it."""
+
+    photo = fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary",
+                  "description": "One JPEG, PNG, WebP or HEIC/HEIF photo; judged by its content."},
+    )
 
 
 class ExploitationTypeSchema(Schema):

@@ -10,29 +10,30 @@ REQUIRED_TYPES = {"sexual", "labour", "domestic_servitude", "criminal", "child",
 
 
 def test_openapi_document_lists_every_public_endpoint(client):
-    spec = client.get("/api/v1/swagger.json").get_json()
+    spec = client.get("/api/v1/openapi.json").get_json()
     assert {"/reports", "/reports/{report_id}/status", "/reports/{report_id}/messages",
-            "/meta"} <= set(spec["paths"])
-    assert spec["basePath"] == "/api/v1"
+            "/reports/{report_id}/photos", "/meta"} <= set(spec["paths"])
+    assert spec["servers"] == [{"url": "/api/v1"}]
 
 
 def test_openapi_models_are_generated_from_the_marshmallow_schemas(client):
-    definitions = client.get("/api/v1/swagger.json").get_json()["definitions"]
-    report = definitions["ReportCreate"]
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    report = schemas["ReportCreate"]
     assert set(report["properties"]) == set(ReportCreateSchema().fields)
     assert report["required"] == ["description"]
     assert report["additionalProperties"] is False
-    assert report["properties"]["location"] == {"$ref": "#/definitions/Location"}
-    assert definitions["Location"]["properties"]["lat"]["maximum"] == 90
+    assert report["properties"]["location"] == {"$ref": "#/components/schemas/Location"}
+    assert schemas["Location"]["properties"]["lat"]["maximum"] == 90
     for name in ("Location", "People", "Vehicle", "Contact", "AppInfo", "ReportCreated",
                  "ReportStatus", "PhotoState", "Message", "Meta", "Problem"):
-        assert name in definitions
+        assert name in schemas
 
 
 def test_submission_documents_idempotency_header(client):
-    post = client.get("/api/v1/swagger.json").get_json()["paths"]["/reports"]["post"]
+    post = client.get("/api/v1/openapi.json").get_json()["paths"]["/reports"]["post"]
     headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
     assert headers["Idempotency-Key"]["required"] is True
+    assert headers["Idempotency-Key"]["schema"] == {"type": "string", "format": "uuid"}
     assert {"201", "400", "413", "415", "422", "429"} <= set(post["responses"])
 
 
@@ -42,6 +43,12 @@ def test_swagger_ui_is_served_without_a_cdn(client):
     html = page.get_data(as_text=True)
     assert "swagger" in html.lower()
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    # The assets flask-restx ships, on the OpenAPI 3.1 document.
+    assert "/swaggerui/swagger-ui-bundle.js" in html
+    assert '"/api/v1/openapi.json"' in html
+    asset = client.get("/swaggerui/swagger-ui-bundle.js")
+    asset.close()
+    assert asset.status_code == 200
 
 
 def test_meta_lists_required_types_with_labels_in_every_language(client):
