@@ -129,6 +129,12 @@ def create_authority(actor: User, fields: dict) -> Authority:
     duplicate name, or a PGP key that is not a usable public key.
     """
     require_role(actor, Role.ADMIN)
+    return register_authority(fields, actor)
+
+
+def register_authority(fields: dict, actor: User | None = None) -> Authority:
+    """Register an authority without a role check: for the command line, whose operator
+    already has the server (audited with no actor). Raises ValidationError as above."""
     authority = Authority(**_check_authority(fields))
     db.session.add(authority)
     db.session.flush()
