@@ -115,7 +115,11 @@ def transmit(envelope: Envelope, config: Config) -> Outcome:
                 refused[address] = (code, text)
         if len(refused) == len(envelope.recipients):
             raise smtplib.SMTPRecipientsRefused(refused)
-        code, text = smtp.data(envelope.as_bytes())  # raises SMTPDataError unless 250
+        # data() raises only when DATA itself is refused; the answer to the message is ours
+        # to check, and only 250 means the server took responsibility for it.
+        code, text = smtp.data(envelope.as_bytes())
+        if code != 250:
+            raise smtplib.SMTPDataError(code, text)
     except (OSError, smtplib.SMTPException) as exc:
         smtp.close()
         return _failure(exc)

@@ -180,8 +180,9 @@ def forwarding_app(make_app, tmp_path):
     """Build an app (real commits) whose mail goes to `port`, with retries seconds apart."""
 
     def build(port: int, **overrides):
-        return make_app(SMTP_PORT=port, FORWARD_RETRY_INTERVALS_S="1,1,1",
-                        GNUPG_HOME=str(tmp_path / "gnupg"), **overrides)
+        settings = {"SMTP_PORT": port, "FORWARD_RETRY_INTERVALS_S": "1,1,1",
+                    "GNUPG_HOME": str(tmp_path / "gnupg"), **overrides}
+        return make_app(**settings)
 
     return build
 
