@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import click
 import gnupg
+from flask.cli import AppGroup
 from sqlalchemy import func, select, text
 
 from stopapp.areas.models import Area
@@ -32,7 +34,7 @@ DEMO_AUTHORITIES = [
      "exploitation_types": [], "encrypted_only": True, "pgp": True},
 ]
 
-authorities_cli = click.Group("authorities", help="Authorities that receive forwarded reports.")
+authorities_cli = AppGroup("authorities", help="Authorities that receive forwarded reports.")
 
 
 def _register(fields: dict) -> Authority:
@@ -78,6 +80,9 @@ def _demo_public_key() -> str:
             name_real="Westminster Safeguarding (demo)",
             name_email="safeguarding-westminster@example.org", no_protection=True,
         )).fingerprint
+        # gen_key started an agent for this keyring; it is not needed any more.
+        subprocess.run(["gpgconf", "--homedir", str(DEMO_GNUPG_HOME), "--kill", "gpg-agent"],
+                       check=False, capture_output=True)
     return gpg.export_keys(fingerprint)
 
 
