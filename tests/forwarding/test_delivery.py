@@ -75,7 +75,8 @@ def test_451_then_250_delivers_once(scene_at, smtp_server):
     with pytest.raises(TransientDeliveryError):
         scene.send(forward_id)  # RQ retries a job that raises, after the next delay
     row = forward_row(scene.app, forward_id)
-    assert (row.status, row.attempts, row.last_error) == ("retrying", 1, "451 4.3.0 Try again later")
+    assert (row.status, row.attempts) == ("retrying", 1)
+    assert row.last_error == "451 4.3.0 Try again later"
     assert scene.send(forward_id) == "sent"
     assert scene.send(forward_id) == "nothing to do"  # running it again never sends twice
     assert len(server.inbox.received) == 1
