@@ -13,10 +13,14 @@ link only ever see the coarse point; the reporter's typed place is then left out
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.generator import BytesGenerator
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
@@ -126,6 +130,41 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+class _BlockGenerator(BytesGenerator):
+    """The standard generator, writing each body in one piece instead of line by line.
+
+    The stock `_write_lines` writes every line separately, which made serialising a message
+    with 2.5 MB of photos cost ~360 ms here; replacing each line break by the policy's one in
+    a single substitution gives the same bytes at a fraction of the cost.
+    """
+
+    def _write_lines(self, lines):
+        if lines:
+            self.write(_NEWLINES.sub(self._NL, lines))
+
+
+def serialise(message: MIMEPart) -> bytes:
+    """`message.as_bytes(policy=SMTP)`, faster (see _BlockGenerator)."""
+    out = io.BytesIO()
+    _BlockGenerator(out, mangle_from_=False, policy=SMTP).flatten(message)
+    return out.getvalue()
+
+
+def _binary_part(data: bytes, maintype: str, subtype: str, filename: str) -> MIMEPart:
+    """An attachment with its base64 body made in one C call (the content manager's own
+    encoder loops over 57-byte chunks in Python); the lines are the same 76 characters."""
+    part = MIMEPart(policy=SMTP)
+    part["Content-Type"] = f"{maintype}/{subtype}"
+    part["Content-Transfer-Encoding"] = "base64"
+    part["Content-Disposition"] = "attachment"
+    part.set_param("filename", filename, header="Content-Disposition")
+    part.set_payload(base64.encodebytes(data).decode("ascii"))
+    return part
+
+
 @dataclass(frozen=True)
 class Attachment:
     data: bytes
@@ -225,8 +264,9 @@ def subject(facts: dict) -> str:
 def _body(part: MIMEPart, facts: dict, attachments: list[Attachment]) -> None:
     part.set_content(_templates.get_template("forward.txt").render(**facts))
     part.add_alternative(_templates.get_template("forward.html").render(**facts), subtype="html")
+    part.make_mixed()
     for a in attachments:
-        part.add_attachment(a.data, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
+        part.attach(_binary_part(a.data, a.maintype, a.subtype, a.filename))
 
 
 @dataclass(frozen=True)
@@ -239,7 +279,7 @@ class Envelope:
     encrypted: bool
 
     def as_bytes(self) -> bytes:
-        return self.message.as_bytes(policy=SMTP)
+        return serialise(self.message)
 
 
 class NoUsableKey(Exception):
@@ -283,7 +323,7 @@ def build(forward: Forward) -> Envelope:
 def _encrypted(message: EmailMessage, inner: MIMEPart, authority: Authority, home: str) -> None:
     """Make `message` the RFC 3156 multipart/encrypted form of `inner`."""
     ciphertext = pgp.encrypt(
-        inner.as_bytes(policy=SMTP), authority.pgp_public_key, authority.pgp_fingerprint, home
+        serialise(inner), authority.pgp_public_key, authority.pgp_fingerprint, home
     )
     control = MIMEPart(policy=SMTP)
     control.set_content(b"Version: 1\r\n", maintype="application", subtype="pgp-encrypted",

@@ -79,6 +79,8 @@ def inspect_public_key(armoured: str, now: datetime | None = None) -> KeyInfo:
 
 
 _keyrings: dict[str, gnupg.GPG] = {}
+# Fingerprints imported into each keyring by this process.
+_imported: dict[str, set[str]] = {}
 
 
 def _keyring(home: str) -> gnupg.GPG:
@@ -88,22 +90,38 @@ def _keyring(home: str) -> gnupg.GPG:
         os.makedirs(home, mode=0o700, exist_ok=True)
         os.chmod(home, 0o700)
         gpg = _keyrings[home] = gnupg.GPG(gnupghome=home)
+        _imported[home] = set()
     return gpg
+
+
+def _import(gpg: gnupg.GPG, home: str, armoured_key: str, fingerprint: str) -> None:
+    imported = gpg.import_keys(armoured_key)
+    if fingerprint not in (imported.fingerprints or []):
+        raise EncryptionFailed("the authority's key could not be imported")
+    _imported[home].add(fingerprint)
+
+
+def _encrypt(gpg: gnupg.GPG, data: bytes, fingerprint: str):
+    try:
+        return gpg.encrypt(data, [fingerprint], always_trust=True, armor=True)
+    except OSError:
+        # gpg stopped reading (it refused before taking the whole message): a broken pipe.
+        return None
 
 
 def encrypt(data: bytes, armoured_key: str, fingerprint: str, home: str) -> bytes:
     """`data` encrypted (ASCII-armoured) to the key with `fingerprint` only.
 
-    The key is imported into the service keyring the first time it is needed.
-    Raises EncryptionFailed if GnuPG refuses.
+    The key is imported into the service keyring before its first use in this process (and
+    again should the keyring have lost it). Raises EncryptionFailed if GnuPG refuses.
     """
     gpg = _keyring(home)
-    result = gpg.encrypt(data, [fingerprint], always_trust=True, armor=True)
-    if not result.ok:
-        imported = gpg.import_keys(armoured_key)
-        if fingerprint not in (imported.fingerprints or []):
-            raise EncryptionFailed("the authority's key could not be imported")
-        result = gpg.encrypt(data, [fingerprint], always_trust=True, armor=True)
-    if not result.ok:
-        raise EncryptionFailed(f"gpg: {result.status}")
+    if fingerprint not in _imported[home]:
+        _import(gpg, home, armoured_key, fingerprint)
+    result = _encrypt(gpg, data, fingerprint)
+    if result is None or not result.ok:
+        _import(gpg, home, armoured_key, fingerprint)
+        result = _encrypt(gpg, data, fingerprint)
+    if result is None or not result.ok:
+        raise EncryptionFailed(f"gpg: {result.status if result else 'broken pipe'}")
     return result.data
