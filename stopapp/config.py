@@ -44,6 +44,8 @@ class Config:
     SMTP_FROM: str = "STOP APP intelligence <noreply@stopapp.invalid>"
     # STARTTLS (1) and login (when a user name is set) for the outgoing mail server.
     SMTP_STARTTLS: int = 0
+    # CA certificates (PEM file) for the mail server's certificate; empty: the system's.
+    SMTP_CA_FILE: str = ""
     SMTP_USERNAME: str = ""
     SMTP_PASSWORD: str = ""
     SMTP_TIMEOUT_S: int = 30

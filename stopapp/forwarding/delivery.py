@@ -101,7 +101,7 @@ def transmit(envelope: Envelope, config: Config) -> Outcome:
     try:
         smtp.ehlo()
         if int(config.SMTP_STARTTLS):
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=config.SMTP_CA_FILE or None))
             smtp.ehlo()
         if config.SMTP_USERNAME:
             smtp.login(config.SMTP_USERNAME, config.SMTP_PASSWORD)

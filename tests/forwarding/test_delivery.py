@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import uuid
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from rq import Queue
 from sqlalchemy import select
 
@@ -158,3 +167,52 @@ def test_reconciler_requeues_a_forward_whose_job_was_lost(scene_at, smtp_server,
         assert jobs.reconcile() == 0  # queued already: not twice
     assert Queue("forwarding", connection=redis_conn).job_ids == [f"send-forward-{forward_id}"]
     assert uuid.UUID(forward_id)
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, made here; the client trusts it as its CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_starttls_and_login_when_configured(scene_at, tmp_path):
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password, session.ssl is not None))
+        return AuthResult(success=auth_data.password == b"s3cret-relay")
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True, authenticator=authenticator,
+                            auth_require_tls=True)
+    controller.start()
+    try:
+        scene = scene_at(port, SMTP_STARTTLS=1, SMTP_CA_FILE=str(cert_file),
+                         SMTP_USERNAME="relay-user", SMTP_PASSWORD="s3cret-relay")
+        [forward_id] = one_forward(scene)
+        assert scene.send(forward_id) == "sent"
+    finally:
+        controller.stop()
+    assert logins == [(b"relay-user", b"s3cret-relay", True)]
+    assert len(inbox.received) == 1

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from stopapp.extensions import db
 from stopapp.forwarding.models import Forward
 from tests.forwarding.conftest import new_report, report_version
-from tests.forwarding.test_email import attachments, forward_row, parse_geojson
+from tests.forwarding.test_email import add_photos, attachments, forward_row, parse_geojson
 from tests.helpers import assert_problem
 
 
@@ -21,7 +21,8 @@ def test_encrypted_mail_decrypts_to_the_plaintext_message(scene_at, smtp_server,
     secure = scene.authority("Westminster", ["w@example.org"], ["E09000013"],
                              pgp_public_key=key.public, encrypted_only=True)
     plain = scene.authority("Plain", ["p@example.org"], ["E09000013"])
-    report_id, _ = new_report(scene.app)
+    report_id, receipt = new_report(scene.app)
+    add_photos(scene.app, report_id, receipt, ["iphone6_gps.jpg", "orientation_6.jpg"])
     forward_ids = scene.forward_ids(report_id, [secure, plain], note="Urgent.")
     for forward_id in forward_ids:
         assert scene.send(forward_id) == "sent"
@@ -48,7 +49,7 @@ def test_encrypted_mail_decrypts_to_the_plaintext_message(scene_at, smtp_server,
         assert (inner.get_body(preferencelist=(kind,)).get_content()
                 == plaintext.get_body(preferencelist=(kind,)).get_content())
     inner_files, plain_files = attachments(inner), attachments(plaintext)
-    assert sorted(inner_files) == sorted(plain_files)
+    assert sorted(inner_files) == sorted(plain_files) and len(inner_files) == 3
     for name, part in inner_files.items():
         assert part.get_content() == plain_files[name].get_content()
     [geo] = [p for n, p in inner_files.items() if n.endswith(".geojson")]
