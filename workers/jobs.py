@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import redis_client, settings
-from stopapp.forwarding import delivery
+from stopapp.forwarding import delivery, pgp
 from stopapp.forwarding import message as forward_message
 from stopapp.forwarding import services as forwarding
 from stopapp.media import services as media
@@ -96,7 +96,8 @@ def send_forward(forward_id: str) -> str:
                 envelope = forward_message.build(delivery.get_forward(forward))
             encrypted = envelope.encrypted
             outcome = delivery.transmit(envelope, settings())
-        except forward_message.NoUsableKey as exc:
+        except (forward_message.NoUsableKey, pgp.EncryptionFailed) as exc:
+            # Never plaintext instead, and trying again would not help.
             outcome = delivery.Outcome(accepted=False, transient=False, reply=str(exc))
         except Exception as exc:  # noqa: BLE001 - recorded on the row, retried like SMTP trouble
             log.error("forward %s: building the message failed: %s", forward_id,
