@@ -63,8 +63,9 @@ def list_authorities(actor: User) -> list[Authority]:
     return list(db.session.scalars(select(Authority).order_by(Authority.name)))
 
 
-def _check_authority(fields: dict) -> dict:
-    """Check codes against the areas and the taxonomy, and the PGP key; returns column values.
+def _check_authority(fields: dict, authority_id: uuid.UUID | None = None) -> dict:
+    """Check codes against the areas and the taxonomy, the PGP key, and that no other
+    authority has the name; returns the column values.
 
     Raises ValidationError naming each bad field.
     """
@@ -72,24 +73,15 @@ def _check_authority(fields: dict) -> dict:
     values = {k: fields[k] for k in _AUTHORITY_FIELDS if k in fields}
     if "emails" in values:
         values["emails"] = list(dict.fromkeys(e.lower() for e in values["emails"]))
-    if "area_codes" in values:
-        codes = list(dict.fromkeys(values["area_codes"]))
-        known = set(db.session.scalars(select(Area.code).where(Area.code.in_(codes))))
-        errors.update(
-            {"area_codes": [f"No imported area has the code {c}." for c in codes if c not in known]}
-            if known != set(codes) else {}
-        )
-        values["area_codes"] = codes
-    if "exploitation_types" in values:
-        types = list(dict.fromkeys(values["exploitation_types"]))
-        known = set(db.session.scalars(
-            select(ExploitationType.code).where(ExploitationType.code.in_(types))
-        ))
-        if known != set(types):
-            errors["exploitation_types"] = [
-                f"Unknown exploitation type: {t}." for t in types if t not in known
-            ]
-        values["exploitation_types"] = types
+    for key, column, message in (
+        ("area_codes", Area.code, "No imported area has the code {}."),
+        ("exploitation_types", ExploitationType.code, "Unknown exploitation type: {}."),
+    ):
+        if key in values:
+            codes = values[key] = list(dict.fromkeys(values[key]))
+            known = set(db.session.scalars(select(column).where(column.in_(codes))))
+            if unknown := [c for c in codes if c not in known]:
+                errors[key] = [message.format(c) for c in unknown]
     if "pgp_public_key" in values:
         armoured = values["pgp_public_key"]
         values["pgp_fingerprint"] = values["pgp_expires_at"] = None
@@ -105,8 +97,8 @@ def _check_authority(fields: dict) -> dict:
             values["pgp_public_key"] = None
     if "name" in values:
         clash = select(Authority.id).where(func.lower(Authority.name) == values["name"].lower())
-        if fields.get("id") is not None:
-            clash = clash.where(Authority.id != fields["id"])
+        if authority_id is not None:
+            clash = clash.where(Authority.id != authority_id)
         if db.session.scalar(clash) is not None:
             errors["name"] = ["Another authority has this name."]
     if errors:
@@ -156,7 +148,7 @@ def update_authority(actor: User, authority_id: uuid.UUID, fields: dict) -> Auth
     """
     require_role(actor, Role.ADMIN)
     authority = get_authority(authority_id)
-    for key, value in _check_authority({**fields, "id": authority.id}).items():
+    for key, value in _check_authority(fields, authority.id).items():
         setattr(authority, key, value)
     db.session.flush()
     record(actor, "authority.update", detail=_audit_detail(authority, list(fields)))

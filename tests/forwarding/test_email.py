@@ -198,3 +198,19 @@ def test_coarse_location_is_coarse_everywhere_in_the_message(scene_at, smtp_serv
         assert feature["geometry"]["coordinates"] == [lon, lat]
         assert feature["properties"]["location_precision_m"] == precision
         assert feature["properties"]["accuracy_m"] >= precision
+
+
+def test_report_text_is_escaped_in_the_html_part(scene_at, smtp_server):
+    server = smtp_server()
+    scene = scene_at(server.port)
+    police = scene.authority("H&F Police", ["a@example.org"], ["E09000013"])
+    report_id, _ = new_report(scene.app, description='<script>alert("x")</script> & more')
+    [forward_id] = scene.forward_ids(report_id, [police], note="<b>note</b>")
+    scene.send(forward_id)
+    [message] = server.inbox.received
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "<script>" not in html and "<b>note</b>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in html
+    assert "&lt;b&gt;note&lt;/b&gt;" in html
+    text_part = message.get_body(preferencelist=("plain",)).get_content()
+    assert '<script>alert("x")</script> & more' in text_part  # plain text is not HTML
