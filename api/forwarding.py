@@ -32,6 +32,8 @@ ns = Namespace(
 )
 
 MAX_PGP_KEY_CHARS = 100_000
+
+
 class AuthorityCreateSchema(Schema):
     name = fields.String(required=True, validate=[validate.Length(1, 200), no_nul])
     emails = fields.List(fields.Email(validate=validate.Length(max=254)), required=True,
