@@ -37,6 +37,7 @@ migrate: venv
 
 seed: venv
 	$(BIN)/flask seed-demo
+	$(BIN)/flask authorities seed-demo
 
 lint: venv
 	$(BIN)/ruff check .

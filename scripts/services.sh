@@ -38,6 +38,8 @@ redis_up() { command -v redis-cli >/dev/null && redis-cli -h "$REDIS_HOST" -p "$
 
 # PostgreSQL and PostGIS.
 apt_install postgresql-15 postgresql-15-postgis-3 postgresql-client-15
+# GnuPG: the forwarding job encrypts for authorities with a PGP key (python-gnupg drives it).
+apt_install gnupg
 if ! pg_up; then
   echo "starting PostgreSQL"
   if ! pg_lsclusters -h | grep -q '^15 *main'; then

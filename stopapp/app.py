@@ -63,3 +63,5 @@ def _quiet_loggers() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # Pillow logs every EXIF tag it parses at DEBUG: device make, model, GPS rationals.
     logging.getLogger("PIL").setLevel(logging.INFO)
+    # python-gnupg logs gpg's output (ciphertext, key listings with addresses) at DEBUG.
+    logging.getLogger("gnupg").setLevel(logging.WARNING)

@@ -47,6 +47,9 @@ DEMO_REPORTS = [
 
 def register_cli(app: Flask) -> None:
     """Attach the project's commands to `app.cli`."""
+    from stopapp.forwarding.cli import authorities_cli
+
+    app.cli.add_command(authorities_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

@@ -46,6 +46,18 @@ class Config:
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 8025
     SMTP_FROM: str = "STOP APP intelligence <noreply@stopapp.invalid>"
+    # STARTTLS (1) and login (when a user name is set) for the outgoing mail server.
+    SMTP_STARTTLS: int = 0
+    # CA certificates (PEM file) for the mail server's certificate; empty: the system's.
+    SMTP_CA_FILE: str = ""
+    SMTP_USERNAME: str = ""
+    SMTP_PASSWORD: str = ""
+    SMTP_TIMEOUT_S: int = 30
+    # The service's own GnuPG keyring (authorities' public keys only), private to it.
+    GNUPG_HOME: str = "var/gnupg"
+    # Delays between delivery attempts of a forward after a transient failure, in seconds;
+    # after the last one the forward is `failed`.
+    FORWARD_RETRY_INTERVALS_S: str = "60,300,1800,7200"
     # Rate limits, in flask-limiter notation; separate several with ";".
     RATELIMIT_REPORTS: str = "10/minute;100/hour"
     RATELIMIT_PHOTOS: str = "30/minute;300/hour"
@@ -86,6 +98,10 @@ class Config:
             else:
                 config.extra[key] = value
         return config
+
+    @property
+    def forward_retry_intervals_s(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in str(self.FORWARD_RETRY_INTERVALS_S).split(",") if part)
 
     @property
     def is_production(self) -> bool:

@@ -3,6 +3,7 @@
 from stopapp.accounts.models import ApiToken, User
 from stopapp.areas.models import Area
 from stopapp.audit.models import AuditEvent
+from stopapp.forwarding.models import Authority, Forward
 from stopapp.media.models import Photo
 from stopapp.reports.models import ExploitationType, Report, ReportMessage
 from stopapp.review.models import ReportLink, ReportNote, TagCode
@@ -11,7 +12,9 @@ __all__ = [
     "ApiToken",
     "Area",
     "AuditEvent",
+    "Authority",
     "ExploitationType",
+    "Forward",
     "Photo",
     "Report",
     "ReportLink",

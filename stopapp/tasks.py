@@ -28,7 +28,8 @@ _PENDING = "stopapp.pending_jobs"
 QUEUE_TRIAGE = "triage"  # enrichment of new reports
 QUEUE_MEDIA = "media"  # photo processing
 QUEUE_MAINTENANCE = "maintenance"  # reconciler and other periodic work
-QUEUES = (QUEUE_TRIAGE, QUEUE_MEDIA, QUEUE_MAINTENANCE)
+QUEUE_FORWARDING = "forwarding"  # email to authorities
+QUEUES = (QUEUE_TRIAGE, QUEUE_MEDIA, QUEUE_FORWARDING, QUEUE_MAINTENANCE)
 
 # States in which a job still stands to run: queueing it again would only repeat it.
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}

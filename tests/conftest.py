@@ -36,7 +36,7 @@ DEAD_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/stopapp_test"
 # tests that commit must find their own events by id rather than count the whole table.
 TABLES = (
     "photos", "report_messages", "report_notes", "report_links", "reports", "api_tokens", "users",
-    "areas",
+    "areas", "forwards", "authorities",
 )
 
 

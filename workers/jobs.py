@@ -8,6 +8,9 @@ from datetime import timedelta
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import redis_client, settings
+from stopapp.forwarding import delivery, pgp
+from stopapp.forwarding import message as forward_message
+from stopapp.forwarding import services as forwarding
 from stopapp.media import services as media
 from stopapp.reports import services as reports
 from stopapp.tasks import send_job
@@ -37,6 +40,7 @@ def reconcile() -> int:
     with unit_of_work():
         specs = [reports.triage_job(i) for i in reports.reports_awaiting_triage(grace)]
         specs += [media.process_job(i) for i in media.photos_awaiting_processing(grace)]
+        specs += [forwarding.forward_job(i) for i in forwarding.forwards_awaiting_delivery(grace)]
         swept = media.sweep_quarantine(ORPHAN_AFTER)
         forgotten = media.forget_expired_uploads()
     sent = sum(send_job(redis_client(), spec) for spec in specs)
@@ -75,3 +79,37 @@ def process_photo(photo_id: str) -> str:
     if quarantine_key:
         media.storage().quarantine_delete(quarantine_key)
     return "done"
+
+
+@in_app_context
+def send_forward(forward_id: str) -> str:
+    """Deliver one forward by SMTP; safe to run twice (see stopapp/forwarding/delivery.py).
+
+    Returns the forward's status. Raises TransientDeliveryError after recording a transient
+    failure, so that RQ runs the job again after the next delay.
+    """
+    forward = uuid.UUID(forward_id)
+    with delivery.forward_lock(forward) as locked:
+        if not locked:
+            return "busy"
+        with unit_of_work():
+            if delivery.start_attempt(forward) is None:
+                return "nothing to do"
+        encrypted = None
+        try:
+            with unit_of_work():
+                envelope = forward_message.build(delivery.get_forward(forward))
+            encrypted = envelope.encrypted
+            outcome = delivery.transmit(envelope, settings())
+        except (forward_message.NoUsableKey, pgp.EncryptionFailed) as exc:
+            # Never plaintext instead, and trying again would not help.
+            outcome = delivery.Outcome(accepted=False, transient=False, reply=str(exc))
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, retried like SMTP trouble
+            log.error("forward %s: building the message failed: %s", forward_id,
+                      type(exc).__name__)
+            outcome = delivery.Outcome(False, True, f"building failed: {type(exc).__name__}")
+        with unit_of_work():
+            status = delivery.record_outcome(forward, outcome, encrypted)
+    if status == "retrying":
+        raise delivery.TransientDeliveryError(outcome.reply)
+    return status
