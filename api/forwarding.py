@@ -17,8 +17,8 @@ from api.schemas import (
     ProblemSchema,
     StrictBoolean,
     StrictInteger,
+    TextRule,
     UtcDateTime,
-    no_nul,
 )
 from stopapp.accounts.models import Role
 from stopapp.accounts.permissions import require_role, require_staff
@@ -35,31 +35,31 @@ MAX_PGP_KEY_CHARS = 100_000
 
 
 class AuthorityCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), no_nul])
+    name = fields.String(required=True, validate=[validate.Length(1, 200), TextRule()])
     emails = fields.List(fields.Email(validate=validate.Length(max=254)), required=True,
                          validate=validate.Length(1, 20))
-    area_codes = fields.List(fields.String(validate=[validate.Length(1, 64), no_nul]),
+    area_codes = fields.List(fields.String(validate=[validate.Length(1, 64), TextRule()]),
                              required=True, validate=validate.Length(1, 200))
-    exploitation_types = fields.List(fields.String(validate=[validate.Length(1, 64), no_nul]),
+    exploitation_types = fields.List(fields.String(validate=[validate.Length(1, 64), TextRule()]),
                                      load_default=list, validate=validate.Length(max=50),
                                      metadata={"description": "Empty: all types"})
     pgp_public_key = fields.String(allow_none=True, load_default=None,
-                                   validate=[validate.Length(max=MAX_PGP_KEY_CHARS), no_nul],
+                                   validate=[validate.Length(max=MAX_PGP_KEY_CHARS), TextRule()],
                                    metadata={"description": "ASCII-armoured PGP public key"})
     encrypted_only = StrictBoolean(load_default=False)
     active = StrictBoolean(load_default=True)
 
 
 class AuthorityPatchSchema(Schema):
-    name = fields.String(validate=[validate.Length(1, 200), no_nul])
+    name = fields.String(validate=[validate.Length(1, 200), TextRule()])
     emails = fields.List(fields.Email(validate=validate.Length(max=254)),
                          validate=validate.Length(1, 20))
-    area_codes = fields.List(fields.String(validate=[validate.Length(1, 64), no_nul]),
+    area_codes = fields.List(fields.String(validate=[validate.Length(1, 64), TextRule()]),
                              validate=validate.Length(1, 200))
-    exploitation_types = fields.List(fields.String(validate=[validate.Length(1, 64), no_nul]),
+    exploitation_types = fields.List(fields.String(validate=[validate.Length(1, 64), TextRule()]),
                                      validate=validate.Length(max=50))
     pgp_public_key = fields.String(allow_none=True,
-                                   validate=[validate.Length(max=MAX_PGP_KEY_CHARS), no_nul])
+                                   validate=[validate.Length(max=MAX_PGP_KEY_CHARS), TextRule()])
     encrypted_only = StrictBoolean()
     active = StrictBoolean()
 
@@ -95,7 +95,7 @@ class ForwardCreateSchema(Schema):
     location_precision_m = StrictInteger(allow_none=True, load_default=None,
                                          validate=validate.OneOf([100, 1000]))
     note = fields.String(allow_none=True, load_default=None,
-                         validate=[validate.Length(max=10_000), no_nul])
+                         validate=[validate.Length(max=10_000), TextRule()])
 
 
 class ForwardQueuedSchema(Schema):
