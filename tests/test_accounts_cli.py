@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from stopapp.accounts import services as accounts
 from stopapp.accounts.models import ApiToken
 from stopapp.audit.models import AuditEvent
+from stopapp.cli import seed_demo_staff
 from stopapp.extensions import db
 
 PASSWORD = "correct horse battery staple"
@@ -134,3 +136,38 @@ def test_totp_enrols_and_replaces_the_secret(app, runner):
     second = runner.invoke(args=["users", "totp", "ana@example.org"])
     assert second.output.splitlines()[-1] != first.output.splitlines()[-1]
     assert [e.detail["replaced"] for e in events(app, "user.totp")] == [False, True]
+
+
+def test_seed_demo_creates_staff_once_and_issues_fresh_tokens(app, client, runner):
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(args=["seed-demo"])
+    assert second.exit_code == 0, second.output
+
+    def tokens(output):
+        return [line.split()[-1] for line in output.splitlines() if "API token" in line]
+
+    def totp(output):
+        return [line.split()[-1] for line in output.splitlines() if "TOTP otpauth://" in line]
+
+    assert "analyst@demo.stopapp.invalid  password demo-analyst-password  (created)" in first.output
+    assert second.output.count("(already there)") == 3
+    assert len(tokens(first.output)) == len(tokens(second.output)) == 3
+    # The admin's authenticator stays enrolled across runs; the tokens are new.
+    assert totp(first.output) == totp(second.output) and len(totp(first.output)) == 1
+    for old, new in zip(tokens(first.output), tokens(second.output), strict=True):
+        me = client.get("/api/v1/triage/me", headers={"Authorization": f"Bearer {new}"})
+        assert me.status_code == 200
+        stale = client.get("/api/v1/triage/me", headers={"Authorization": f"Bearer {old}"})
+        assert stale.status_code == 401
+    roles = [client.get("/api/v1/triage/me", headers={"Authorization": f"Bearer {t}"}
+                        ).get_json()["role"] for t in tokens(second.output)]
+    assert roles == ["analyst", "supervisor", "admin"]
+
+
+def test_seed_demo_creates_no_staff_in_production(make_app):
+    app = make_app(STOPAPP_ENV="production", SECRET_KEY="s" * 32, RECEIPT_KEY="r" * 32,
+                   DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    with app.test_request_context():
+        seed_demo_staff()
+        assert accounts.user_by_email("admin@demo.stopapp.invalid") is None

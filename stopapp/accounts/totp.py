@@ -46,7 +46,12 @@ def set_up_totp(user: User) -> str:
     user.totp_secret_encrypted = _cipher().encrypt({"totp": secret})
     user.totp_enabled_at = utcnow()
     user.totp_last_step = None
-    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    return provisioning_uri(user)
+
+
+def provisioning_uri(user: User) -> str:
+    """The otpauth:// URI of `user`'s enrolled secret (it holds the secret)."""
+    return pyotp.TOTP(_secret(user)).provisioning_uri(name=user.email, issuer_name=ISSUER)
 
 
 def check_totp(user: User, code: str | None, now: datetime | None = None) -> bool:
