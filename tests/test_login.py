@@ -119,7 +119,9 @@ def test_lockout_after_ten_failures_then_the_right_password_works_again(app):
     assert attempt(app, PASSWORD, now=now + timedelta(minutes=15)).email == EMAIL
     assert stored(app).locked_until is None
     with app.app_context():
-        [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.lockout"))
+        [event] = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "user.lockout",
+            AuditEvent.detail["user_id"].astext == str(user.id)))
         assert event.detail == {"user_id": str(user.id), "failures": ACCOUNT.lock_after}
 
 
