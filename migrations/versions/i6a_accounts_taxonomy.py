@@ -1,4 +1,4 @@
-"""seed the analysts' tag vocabulary
+"""seed the analysts' tag vocabulary; index the audit trail by time
 
 Revision ID: i6a_accounts_taxonomy
 Revises: 0002
@@ -29,8 +29,12 @@ tag_codes = sa.table(
 
 def upgrade():
     op.bulk_insert(tag_codes, seed_rows())
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_events_at', ['at'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_events_at')
     # Codes admins added later go too: the table is empty before this revision.
     op.execute(tag_codes.delete())

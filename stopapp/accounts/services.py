@@ -12,6 +12,7 @@ import uuid
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from stopapp.accounts.models import ApiToken, Role, User
 from stopapp.accounts.permissions import require_role, require_staff
@@ -116,8 +117,11 @@ def user_for_token(token: str | None) -> User | None:
     """The active user a bearer token belongs to, or None; records the token's last use."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    # The user comes in the same statement: every staff request starts here.
     row = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == sha256(token), ApiToken.revoked_at.is_(None))
+        select(ApiToken)
+        .options(joinedload(ApiToken.user))
+        .where(ApiToken.token_hash == sha256(token), ApiToken.revoked_at.is_(None))
     )
     if row is None or not row.user.active:
         return None
