@@ -14,8 +14,10 @@ minimal (no body, an object that is not there) is fine for ALLOWED; the point is
 
 Path templates take placeholders from the ids created for every case: {report_id} (a `new`
 report, unclaimed), {claimed_report_id} (`in_review`, claimed by another analyst, {other_id}),
-{analyst_id}, {supervisor_id}, {admin_id}; any other placeholder gets a random UUID. A rows
-module may also define `setup(ids)`, called in the same unit of work, to add its own.
+{analyst_id}, {supervisor_id}, {admin_id}; any other placeholder gets a random UUID. The
+reports' current versions are ids["report_version"] and ids["claimed_report_version"] (for
+If-Match). A rows module may also define `setup(ids)`, called in the same unit of work, to add
+its own.
 
 `test_every_staff_endpoint_has_a_row` fails when an endpoint under /api/v1/triage has no row,
 and `test_every_row_names_an_endpoint` when a row names none.
@@ -121,9 +123,12 @@ def _make_world(app) -> tuple[_Ids, dict[str, dict]]:
         for name, key in (("report_id", 1), ("claimed_report_id", 2)):
             submission = reports.submit_report(VALID_REPORT, uuid.UUID(int=key))
             ids[name] = str(submission.report_id)
-        db.session.get(Report, uuid.UUID(ids["report_id"])).state = "new"
+        report = db.session.get(Report, uuid.UUID(ids["report_id"]))
+        report.state = "new"
         claimed = db.session.get(Report, uuid.UUID(ids["claimed_report_id"]))
         claimed.state, claimed.assignee_id = "in_review", uuid.UUID(ids["other_id"])
+        db.session.flush()
+        ids["report_version"], ids["claimed_report_version"] = report.version, claimed.version
         for module in ROWS_MODULES:
             if hasattr(module, "setup"):
                 module.setup(ids)
