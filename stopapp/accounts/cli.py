@@ -8,6 +8,8 @@ otherwise it is the first line of stdin. Each command is one unit of work and on
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask.cli import AppGroup
@@ -30,6 +32,16 @@ class _Refused(click.ClickException):
         super().__init__(error.detail + fields)
 
 
+@contextmanager
+def _unit_of_work() -> Iterator[None]:
+    """One unit of work; a service's refusal exits with its message instead of a traceback."""
+    try:
+        with unit_of_work():
+            yield
+    except ProblemError as exc:
+        raise _Refused(exc) from None
+
+
 def _read_password() -> str:
     stdin = sys.stdin
     if stdin.isatty():
@@ -50,12 +62,9 @@ def create(email: str, role: str, name: str | None) -> None:
     An admin is enrolled in TOTP at once; its otpauth:// URI is printed.
     """
     password = _read_password()
-    try:
-        with unit_of_work():
-            user, uri = accounts.add_user(None, email, role, password, name=name)
-            click.echo(f"created {user.role} {user.email} (id {user.id})")
-    except ProblemError as exc:
-        raise _Refused(exc) from None
+    with _unit_of_work():
+        user, uri = accounts.add_user(None, email, role, password, name=name)
+        click.echo(f"created {user.role} {user.email} (id {user.id})")
     if uri:
         click.echo("TOTP enrolled; add this to the admin's authenticator app (shown once):")
         click.echo(uri)
@@ -66,12 +75,9 @@ def create(email: str, role: str, name: str | None) -> None:
 @click.option("--label", default=None, help="What the token is for (a script, a partner tool).")
 def token(email: str, label: str | None) -> None:
     """Issue an API token; it is printed alone on the last line, once."""
-    try:
-        with unit_of_work():
-            row, secret = accounts.add_token(None, accounts.get_user(email), label)
-            click.echo(f"token {row.id} for {email.strip().lower()}; it is not stored, keep it:")
-    except ProblemError as exc:
-        raise _Refused(exc) from None
+    with _unit_of_work():
+        row, secret = accounts.add_token(None, accounts.get_user(email), label)
+        click.echo(f"token {row.id} for {email.strip().lower()}; it is not stored, keep it:")
     click.echo(secret)
 
 
@@ -79,11 +85,8 @@ def token(email: str, label: str | None) -> None:
 @click.argument("email")
 def revoke_token(email: str) -> None:
     """Revoke every API token of a user."""
-    try:
-        with unit_of_work():
-            count = accounts.revoke_tokens(None, accounts.get_user(email))
-    except ProblemError as exc:
-        raise _Refused(exc) from None
+    with _unit_of_work():
+        count = accounts.revoke_tokens(None, accounts.get_user(email))
     click.echo(f"revoked {count} token(s)")
 
 
@@ -91,11 +94,8 @@ def revoke_token(email: str) -> None:
 @click.argument("email")
 def deactivate(email: str) -> None:
     """Deactivate a user (kept for the audit trail) and revoke their tokens."""
-    try:
-        with unit_of_work():
-            accounts.deactivate_user(None, accounts.get_user(email))
-    except ProblemError as exc:
-        raise _Refused(exc) from None
+    with _unit_of_work():
+        accounts.deactivate_user(None, accounts.get_user(email))
     click.echo(f"deactivated {email.strip().lower()}")
 
 
@@ -103,10 +103,7 @@ def deactivate(email: str) -> None:
 @click.argument("email")
 def totp(email: str) -> None:
     """Enrol (or replace) a user's TOTP second factor; prints its otpauth:// URI once."""
-    try:
-        with unit_of_work():
-            uri = accounts.enrol_totp(None, accounts.get_user(email))
-    except ProblemError as exc:
-        raise _Refused(exc) from None
+    with _unit_of_work():
+        uri = accounts.enrol_totp(None, accounts.get_user(email))
     click.echo("add this to the user's authenticator app (it holds the secret; shown once):")
     click.echo(uri)
