@@ -3,7 +3,7 @@ no CSRF here). Role checks are not made here but in the services, which take the
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import request
 
 from stopapp.accounts import services as accounts
 from stopapp.accounts.models import User
@@ -21,8 +21,11 @@ def current_actor() -> User:
     Call it inside the request's unit of work (it may record the token's last use).
     Raises UnauthorizedError (401 with WWW-Authenticate: Bearer) without a valid token.
     """
-    if "stopapp_actor" not in g:
-        g.stopapp_actor = accounts.user_for_token(bearer_token())
-    if g.stopapp_actor is None:
+    # Cached in the request's environ, not in `g`: `g` lives as long as the app context, which
+    # several requests share when one is already pushed (tests, the CLI).
+    cache = request.environ
+    if "stopapp.actor" not in cache:
+        cache["stopapp.actor"] = accounts.user_for_token(bearer_token())
+    if cache["stopapp.actor"] is None:
         raise UnauthorizedError("Send a valid staff API token as Authorization: Bearer <token>.")
-    return g.stopapp_actor
+    return cache["stopapp.actor"]

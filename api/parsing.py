@@ -10,7 +10,7 @@ import json
 import uuid
 
 from flask import request
-from marshmallow import Schema
+from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaError
 
 from stopapp.errors import BadRequestError, UnsupportedMediaTypeError, ValidationError
@@ -149,3 +149,30 @@ def photo_upload(max_photo_bytes: int):
         return files[PHOTO_FIELD].stream
 
     return open_upload
+
+
+def load_query(schema: Schema) -> dict:
+    """Validate the query string with `schema` (unknown parameters are refused).
+
+    A parameter may repeat only where the schema has a list. Raises ValidationError (422)
+    naming the parameters.
+    """
+    by_key = {field.data_key or name: field for name, field in schema.fields.items()}
+    data: dict = {}
+    errors: dict[str, list[str]] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        if isinstance(by_key.get(key), fields.List):
+            data[key] = values
+        elif len(values) > 1:
+            errors[key] = ["Give this parameter once."]
+        else:
+            data[key] = values[0]
+    try:
+        loaded = schema.load(data)
+    except SchemaError as exc:
+        errors.update(flatten_errors(exc.messages))
+        loaded = None
+    if errors:
+        raise ValidationError("The query breaks the rules of the API.", errors=errors)
+    return loaded

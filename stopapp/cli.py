@@ -8,6 +8,10 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from stopapp.accounts import services as accounts
+from stopapp.accounts.cli import users_cli
+from stopapp.accounts.models import User
+from stopapp.accounts.totp import has_totp, provisioning_uri, rotate_totp_secret
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
 from stopapp.media import services as media
@@ -45,15 +49,46 @@ DEMO_REPORTS = [
 ]
 
 
+# Demo staff for `make run`; the passwords are public, so production refuses to create them.
+DEMO_STAFF = [
+    ("analyst", "analyst@demo.stopapp.invalid", "Demo Analyst", "demo-analyst-password"),
+    ("supervisor", "supervisor@demo.stopapp.invalid", "Demo Supervisor",
+     "demo-supervisor-password"),
+    ("admin", "admin@demo.stopapp.invalid", "Demo Admin", "demo-admin-password"),
+]
+
+
+def seed_demo_staff() -> None:
+    """Create the demo staff (or find them) and print their credentials with fresh tokens."""
+    if settings().is_production:
+        click.echo("demo staff skipped: their passwords are public (STOPAPP_ENV=production)")
+        return
+    click.echo("demo staff (local use only; each run issues fresh tokens):")
+    for role, email, name, password in DEMO_STAFF:
+        with unit_of_work():
+            user = accounts.user_by_email(email)
+            state = "already there"
+            if user is None:
+                user, _ = accounts.add_user(None, email, role, password, name=name)
+                state = "created"
+            accounts.revoke_tokens(None, user)
+            _, token = accounts.add_token(None, user, "demo")
+            click.echo(f"  {role:<10} {email}  password {password}  ({state})")
+            click.echo(f"             API token {token}")
+            if has_totp(user):
+                click.echo(f"             TOTP {provisioning_uri(user)}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands to `app.cli`."""
     from stopapp.forwarding.cli import authorities_cli
 
     app.cli.add_command(authorities_cli)
+    app.cli.add_command(users_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
-        """Store the demo reports (idempotent: run it as often as you like)."""
+        """Store the demo reports and staff (idempotent: run it as often as you like)."""
         for number, fields in enumerate(DEMO_REPORTS):
             key = uuid.uuid5(uuid.NAMESPACE_URL, f"stopapp-demo-report-{number}")
             with unit_of_work():
@@ -61,10 +96,11 @@ def register_cli(app: Flask) -> None:
             state = "stored" if submission.created else "already there"
             click.echo(f"demo report {submission.reference} {state}: "
                        f"id {submission.report_id} receipt {submission.receipt}")
+        seed_demo_staff()
 
     @app.cli.command("rotate-contact-keys")
     def rotate_contact_keys() -> None:
-        """Re-encrypt every stored contact under the first DATA_ENCRYPTION_KEY."""
+        """Re-encrypt every stored contact and TOTP secret under the first DATA_ENCRYPTION_KEY."""
         cipher = ContactCipher(settings().DATA_ENCRYPTION_KEY)
         count = 0
         with unit_of_work():
@@ -74,7 +110,15 @@ def register_cli(app: Flask) -> None:
             for report in rows:
                 report.contact_encrypted = cipher.rotate(report.contact_encrypted)
                 count += 1
-        click.echo(f"re-encrypted {count} contact record(s)")
+            # Staff TOTP secrets use the same keys: dropping the old key must not lock admins out.
+            staff = db.session.scalars(
+                select(User).where(User.totp_secret_encrypted.is_not(None)).with_for_update()
+            )
+            secrets = 0
+            for user in staff:
+                rotate_totp_secret(user)
+                secrets += 1
+        click.echo(f"re-encrypted {count} contact record(s) and {secrets} TOTP secret(s)")
 
     @app.cli.command("rename-photo-copies")
     def rename_photo_copies() -> None:

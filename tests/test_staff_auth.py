@@ -66,6 +66,7 @@ def test_password_is_hashed_with_argon2id(app):
 
 def test_audit_trail_refuses_update_delete_and_truncate(app):
     with app.app_context():
+        # Committed tests leave their own events behind (the table cannot be emptied).
         event = record(None, "test.event", detail={"n": 1})
         db.session.flush()
         for statement in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events",

@@ -37,4 +37,6 @@ class AuditEvent(db.Model):
         Index("ix_audit_events_report_id_id", "report_id", "id"),
         Index("ix_audit_events_actor_id_id", "actor_id", "id"),
         Index("ix_audit_events_action_id", "action", "id"),
+        # The trail's from/to filter: without it a window months back scans every newer event.
+        Index("ix_audit_events_at", "at"),
     )
