@@ -175,7 +175,7 @@ def test_seed_demo_creates_staff_once_and_issues_fresh_tokens(app, client, runne
 
 def test_seed_demo_creates_no_staff_in_production(make_app):
     app = make_app(STOPAPP_ENV="production", SECRET_KEY="s" * 32, RECEIPT_KEY="r" * 32,
-                   DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
+                   PHOTO_DIGEST_KEY="p" * 32, DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
     with app.test_request_context():
         seed_demo_staff()
         assert accounts.user_by_email("admin@demo.stopapp.invalid") is None
