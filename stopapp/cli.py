@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from stopapp.areas.cli import areas_cli
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
 from stopapp.reports import services as reports
@@ -46,6 +47,7 @@ DEMO_REPORTS = [
 
 def register_cli(app: Flask) -> None:
     """Attach the project's commands to `app.cli`."""
+    app.cli.add_command(areas_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
