@@ -42,6 +42,16 @@ DEMO_REPORTS = [
         "place": "Soho",
         "language": "es",
     },
+    {
+        # A second reporter of the car wash, 80 m away: triage links the two as possible
+        # duplicates and both gain the corroboration points.
+        "description": "Men living in the back of the car wash, they never leave; a van drives "
+        "them away at night.",
+        "exploitation_types": ["labour"],
+        "location": {"lat": 51.4934, "lon": -0.2238, "accuracy_m": 30, "source": "gps"},
+        "ongoing": True,
+        "language": "en",
+    },
 ]
 
 
