@@ -28,7 +28,7 @@ GEO = TESTDATA / "geo" / "london_hf_kc_westminster.geojson"
 HF, KC, WESTMINSTER = "E09000013", "E09000020", "E09000033"
 NAMES = {HF: "Hammersmith and Fulham", KC: "Kensington and Chelsea",
          WESTMINSTER: "Westminster"}
-# A square in Greenwich, far from the three boroughs.
+# A point in Greenwich, far from the three boroughs.
 GREENWICH = (-0.0077, 51.4826)
 BOW_TIE = {"type": "Polygon", "coordinates": [[[-0.30, 51.40], [-0.29, 51.41], [-0.29, 51.40],
                                                [-0.30, 51.41], [-0.30, 51.40]]]}

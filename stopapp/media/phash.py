@@ -1,6 +1,6 @@
 """A 64-bit perceptual hash (pHash) of a photo, to find photos that look alike across reports.
 
-The classic DCT hash, as `imagehash.phash` computes it: the picture in grey at 32x32, its 2-D
+The classic DCT hash, the algorithm of `imagehash.phash`: the picture in grey at 32x32, its 2-D
 DCT-II, the 8x8 lowest frequencies, one bit per coefficient above their median. Written out
 here because it needs only 64 coefficients (two small matrix products), which pure Python does
 in a few milliseconds, so numpy and scipy are not worth adding. Photos that look alike (the same
