@@ -6,6 +6,7 @@ run through a real RQ worker process.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -263,6 +264,32 @@ def test_third_twin_makes_both_earlier_ones_corroborated_by_several(london, clie
     assert len(links(london)) == 12  # every pair, both ways
     for report in reports:
         assert "corroborated_3plus" in row(london, report).priority_reasons
+
+
+def test_twins_triaged_at_the_same_moment_link_both_ways_without_deadlock(committed_app):
+    client = committed_app.test_client()
+    twins = [report_at(client, north(KING_STREET, 40 * n), CAR_WASH) for n in range(3)]
+    barrier = threading.Barrier(len(twins))
+    outcomes = []
+
+    def run(report: Reported) -> None:
+        with committed_app.app_context():
+            barrier.wait()
+            try:
+                outcomes.append(jobs.triage_report(report.id))
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(twin,)) for twin in twins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes == [True, True, True]
+    assert len(links(committed_app)) == 6  # every pair, both ways
+    for twin in twins:
+        stored = row(committed_app, twin)
+        assert stored.state == "new" and "corroborated" in stored.priority_reasons
 
 
 def test_same_text_far_away_is_not_linked(london, client):

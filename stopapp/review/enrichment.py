@@ -25,6 +25,11 @@ from stopapp.reports.models import Report, utcnow
 from stopapp.review.models import ReportLink
 from stopapp.tasks import QUEUE_TRIAGE, JobSpec
 
+# FOR NO KEY UPDATE, not FOR UPDATE: inserting a link takes a KEY SHARE lock on both reports
+# (the foreign keys), which FOR UPDATE would block, so two twins enriched at once would each
+# wait for the other's report.
+_ROW_LOCK = {"key_share": True}
+
 # ---------------------------------------------------------------------------------------------
 # The priority rule: 0-100, higher is more urgent. Points per reason, added to a base and capped.
 
@@ -189,7 +194,7 @@ def _refresh_queued_priorities(report_ids: list[uuid.UUID]) -> None:
         return
     reports = db.session.scalars(
         select(Report).where(Report.id.in_(report_ids), Report.state == ReportState.NEW.value)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, **_ROW_LOCK)
     ).all()
     counts = _counts([r.id for r in reports]) if reports else {}
     for report in reports:
@@ -207,7 +212,7 @@ def _limit_lock_wait() -> None:
 
 
 def _received(report_id: uuid.UUID) -> Report | None:
-    report = db.session.get(Report, report_id, with_for_update=True)
+    report = db.session.get(Report, report_id, with_for_update=_ROW_LOCK)
     if report is None or report.state != ReportState.RECEIVED.value:
         return None
     return report
