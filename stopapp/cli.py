@@ -12,6 +12,7 @@ from stopapp.accounts import services as accounts
 from stopapp.accounts.cli import users_cli
 from stopapp.accounts.models import User
 from stopapp.accounts.totp import has_totp, provisioning_uri, rotate_totp_secret
+from stopapp.areas.cli import areas_cli
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
 from stopapp.media import services as media
@@ -45,6 +46,16 @@ DEMO_REPORTS = [
         "location": {"lat": 51.5136, "lon": -0.1365, "accuracy_m": 100, "source": "text"},
         "place": "Soho",
         "language": "es",
+    },
+    {
+        # A second reporter of the car wash, 80 m away: triage links the two as possible
+        # duplicates and both gain the corroboration points.
+        "description": "Men living in the back of the car wash, they never leave; a van drives "
+        "them away at night.",
+        "exploitation_types": ["labour"],
+        "location": {"lat": 51.4934, "lon": -0.2238, "accuracy_m": 30, "source": "gps"},
+        "ongoing": True,
+        "language": "en",
     },
 ]
 
@@ -85,6 +96,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(authorities_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(areas_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

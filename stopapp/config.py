@@ -26,6 +26,15 @@ def _env_int(name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
+def _env_value(name: str, type_name: str) -> object:
+    raw = os.environ[name]
+    if type_name == "int":
+        return _env_int(name, 0)
+    if type_name == "float":
+        return float(raw) if raw else 0.0
+    return raw
+
+
 @dataclass
 class Config:
     """Every setting the app reads. Field names are the environment variable names."""
@@ -80,6 +89,17 @@ class Config:
     # Tests lower these; production should keep them or raise them.
     PASSWORD_TIME_COST: int = 3
     PASSWORD_MEMORY_KIB: int = 65536
+    # Possible duplicates (the triage job): other reports within this distance of the point and
+    # this many days of the report, whose descriptions are at least this similar (pg_trgm
+    # similarity, 0 to 1) or with a photo whose perceptual hash differs by at most this many of
+    # its 64 bits.
+    DUPLICATE_RADIUS_M: int = 250
+    DUPLICATE_WINDOW_DAYS: int = 14
+    DUPLICATE_TEXT_SIMILARITY: float = 0.3
+    DUPLICATE_PHOTO_MAX_BITS: int = 10
+    # The triage job waits at most this long for a lock (a long transaction, a migration), then
+    # fails and is retried later, instead of holding a worker.
+    TRIAGE_LOCK_TIMEOUT_MS: int = 5000
 
     extra: dict = field(default_factory=dict)
 
@@ -90,7 +110,7 @@ class Config:
         for f in fields(cls):
             if f.name == "extra" or f.name not in os.environ:
                 continue
-            values[f.name] = _env_int(f.name, 0) if f.type == "int" else os.environ[f.name]
+            values[f.name] = _env_value(f.name, f.type)
         config = cls(**values)
         for key, value in (overrides or {}).items():
             if key in {f.name for f in fields(cls)}:

@@ -54,3 +54,10 @@ def test_settings_come_from_the_environment(monkeypatch):
     config = Config.from_env()
     assert config.MAX_PHOTOS_PER_REPORT == 7
     assert config.REDIS_URL == "redis://127.0.0.1:6379/3"
+
+
+def test_fractional_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DUPLICATE_TEXT_SIMILARITY", "0.45")
+    monkeypatch.setenv("DUPLICATE_RADIUS_M", "400")
+    config = Config.from_env()
+    assert (config.DUPLICATE_TEXT_SIMILARITY, config.DUPLICATE_RADIUS_M) == (0.45, 400)

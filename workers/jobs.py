@@ -13,6 +13,7 @@ from stopapp.forwarding import message as forward_message
 from stopapp.forwarding import services as forwarding
 from stopapp.media import services as media
 from stopapp.reports import services as reports
+from stopapp.review import enrichment
 from stopapp.tasks import send_job
 from workers.context import in_app_context
 
@@ -24,9 +25,42 @@ ORPHAN_AFTER = timedelta(hours=1)
 
 @in_app_context
 def triage_report(report_id: str) -> bool:
-    """Enrich a new report and put it in the analysts' queue."""
+    """Enrich a new report (areas, priority, possible duplicates) and put it in the queue.
+
+    Each attempt is counted on the row before the work. Errors are raised for RQ to retry;
+    after the last attempt the report goes to the queue flagged `enrichment_failed` instead,
+    and so does a report queued again past the limit. Returns True when the report moved.
+    """
+    report = uuid.UUID(report_id)
     with unit_of_work():
-        return reports.enrich_report(uuid.UUID(report_id))
+        attempt = enrichment.start_attempt(report)
+    if attempt is None:
+        return False
+    try:
+        if attempt > reports.TRIAGE_MAX_ATTEMPTS:
+            raise RuntimeError("attempt limit reached")
+        with unit_of_work():
+            return enrichment.enrich_report(report)
+    except Exception as exc:
+        if attempt < reports.TRIAGE_MAX_ATTEMPTS:
+            raise
+        error = _error_name(exc)
+        log.error("triage of report %s failed for good: %s", report_id, error)
+        with unit_of_work():
+            return enrichment.fail_enrichment(report, error)
+
+
+def _error_name(exc: BaseException) -> str:
+    # A database error arrives wrapped (workers/context.py strips its message only when it
+    # leaves the job): keep the driver's class name, never the message.
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+@in_app_context
+def recheck_photo_matches(report_id: str) -> int:
+    """Look again for reports with photos like this report's, now that one is ready."""
+    with unit_of_work():
+        return len(enrichment.recheck_photo_matches(uuid.UUID(report_id)))
 
 
 @in_app_context
@@ -37,6 +71,15 @@ def reconcile() -> int:
     Returns how many jobs it sent.
     """
     grace = timedelta(seconds=settings().RECONCILE_AFTER_S)
+    # A report out of attempts whose last attempt cannot be running any more (it would have
+    # timed out) died with its worker: it goes to the queue flagged, and is not queued again.
+    idle = grace + timedelta(seconds=reports.TRIAGE_TIMEOUT_S)
+    with unit_of_work():
+        exhausted = enrichment.reports_out_of_attempts(reports.TRIAGE_MAX_ATTEMPTS, idle)
+    for report in exhausted:
+        log.error("triage of report %s ran out of attempts", report)
+        with unit_of_work():
+            enrichment.fail_enrichment(report, "attempts_exhausted")
     with unit_of_work():
         specs = [reports.triage_job(i) for i in reports.reports_awaiting_triage(grace)]
         specs += [media.process_job(i) for i in media.photos_awaiting_processing(grace)]

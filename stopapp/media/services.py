@@ -38,9 +38,11 @@ from stopapp.errors import (
 from stopapp.extensions import db, redis_client, settings
 from stopapp.media.imaging import ImageRejected, process_image, validate_upload
 from stopapp.media.models import Photo
+from stopapp.media.phash import perceptual_hash
 from stopapp.media.storage import LocalStorage, QuarantineTooLarge, Storage
 from stopapp.reports.models import Report, utcnow
 from stopapp.reports.services import report_for_reporter
+from stopapp.review.enrichment import photo_matches_job
 from stopapp.security import idempotency_key_hash
 from stopapp.tasks import QUEUE_MEDIA, JobSpec, enqueue_after_commit
 
@@ -270,6 +272,9 @@ def process_photo(photo_id: uuid.UUID) -> str | None:
     photo.display_key = store.put(result.display_jpeg, ".jpg")
     photo.thumb_key = store.put(result.thumb_jpeg, ".jpg")
     photo.width, photo.height = result.display_size
+    # For finding photo twins in other reports (perceptual hash of the clean copy only).
+    photo.phash = perceptual_hash(result.display_jpeg)
+    enqueue_after_commit(db.session(), redis_client(), photo_matches_job(photo.report_id))
     if result.gps is not None:
         lat, lon = result.gps
         photo.gps_location = WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID)

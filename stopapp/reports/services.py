@@ -61,6 +61,13 @@ TAXONOMY_TTL_S = 60.0
 _taxonomy_cache: dict[str, tuple[float, frozenset[str]]] = {}
 
 
+# The triage job retries transient failures after these delays; after the last attempt the
+# report goes to the queue flagged `enrichment_failed` (stopapp/review/enrichment.py).
+TRIAGE_RETRY_INTERVALS_S = (10, 60, 300)
+TRIAGE_MAX_ATTEMPTS = 1 + len(TRIAGE_RETRY_INTERVALS_S)
+TRIAGE_TIMEOUT_S = 120
+
+
 def triage_job(report_id: uuid.UUID) -> JobSpec:
     """The enrichment job of one report (deterministic id, so queueing twice is harmless)."""
     return JobSpec(
@@ -68,7 +75,8 @@ def triage_job(report_id: uuid.UUID) -> JobSpec:
         args=(str(report_id),),
         job_id=f"triage-report-{report_id}",
         queue=QUEUE_TRIAGE,
-        timeout_s=120,
+        timeout_s=TRIAGE_TIMEOUT_S,
+        retry_intervals_s=TRIAGE_RETRY_INTERVALS_S,
     )
 
 
@@ -256,38 +264,17 @@ def add_reporter_message(report_id: uuid.UUID, receipt: str | None, body: str) -
     return message
 
 
-def triage_priority(report: Report) -> int:
-    """Initial priority, 1 the most urgent: children first, then exploitation still going on."""
-    people = report.people or {}
-    if "child" in report.exploitation_types or people.get("minors") is True:
-        return 1
-    if report.ongoing:
-        return 2
-    return 3
-
-
-def enrich_report(report_id: uuid.UUID) -> bool:
-    """Move a `received` report into the analysts' queue with its initial priority.
-
-    Safe to run twice: a report already past `received`, or gone, is left as it is.
-    Returns True when the report moved.
-    """
-    report = db.session.get(Report, report_id, with_for_update=True)
-    if report is None or report.state != ReportState.RECEIVED.value:
-        return False
-    report.priority = triage_priority(report)
-    report.state = ReportState.NEW.value
-    db.session.flush()
-    return True
-
-
 def reports_awaiting_triage(older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:
-    """Ids of reports still `received` after `older_than`: their job was lost or never sent."""
+    """Ids of reports still `received` after `older_than`: their job was lost or never sent.
+
+    Reports out of attempts are not among them: the reconciler flags those instead.
+    """
     cutoff: datetime = utcnow() - older_than
     return list(
         db.session.scalars(
             select(Report.id)
-            .where(Report.state == ReportState.RECEIVED.value, Report.created_at < cutoff)
+            .where(Report.state == ReportState.RECEIVED.value, Report.created_at < cutoff,
+                   Report.triage_attempts < TRIAGE_MAX_ATTEMPTS)
             .order_by(Report.created_at)
             .limit(limit)
         )
