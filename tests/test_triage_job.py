@@ -19,6 +19,8 @@ from stopapp.areas import services as areas
 from stopapp.audit.models import AuditEvent
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
+from stopapp.media import services as media
+from stopapp.media.phash import perceptual_hash
 from stopapp.models import Photo, Report, ReportLink
 from stopapp.reports.services import TRIAGE_MAX_ATTEMPTS
 from stopapp.review import enrichment
@@ -346,8 +348,16 @@ def test_photo_twins_found_when_the_photos_become_ready(london, client, redis_co
     process(london, first_photo)
     process(london, second_photo)
     with london.app_context():
-        hashes = db.session.scalars(select(Photo.phash).order_by(Photo.created_at)).all()
+        stored = db.session.scalars(select(Photo).order_by(Photo.created_at)).all()
+        hashes = [p.phash for p in stored]
+        # Stored keyed: the plain pHash of the display copy (which anyone holding the original
+        # can rebuild) is not what the database holds.
+        plain = []
+        for p in stored:
+            with media.storage().open(p.display_key) as display:
+                plain.append(perceptual_hash(display.read()))
     assert None not in hashes and len(hashes) == 2
+    assert not set(hashes) & set(plain)
     assert set(Queue("triage", connection=redis_conn).job_ids) >= {
         f"photo-matches-{first.id}", f"photo-matches-{second.id}"}
     with london.app_context():

@@ -9,6 +9,8 @@ scene re-encoded, resized, or lightly edited) differ in few bits; unrelated phot
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import math
 from statistics import median
@@ -46,6 +48,20 @@ def perceptual_hash(jpeg: bytes) -> int:
     for coefficient in coefficients:
         value = (value << 1) | (coefficient > threshold)
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def keyed(value: int, key: str) -> int:
+    """`value` XOR a 64-bit mask derived from `key`, as a signed integer.
+
+    The display copy is rebuilt deterministically from the original, so anyone holding the
+    original could recompute its plain pHash and look for it in the database. XOR with a secret
+    mask leaves the Hamming distance between any two stored hashes exactly as it was (the mask
+    cancels), so finding look-alikes works the same, while the stored value is useless without
+    the key.
+    """
+    mask = int.from_bytes(hmac.new(key.encode(), b"phash-mask", hashlib.sha256).digest()[:8])
+    masked = (value ^ mask) & ((1 << 64) - 1)
+    return masked - (1 << 64) if masked >= 1 << 63 else masked
 
 
 def hamming_distance(a: int, b: int) -> int:

@@ -38,7 +38,7 @@ from stopapp.errors import (
 from stopapp.extensions import db, redis_client, settings
 from stopapp.media.imaging import ImageRejected, process_image, validate_upload
 from stopapp.media.models import Photo
-from stopapp.media.phash import perceptual_hash
+from stopapp.media.phash import keyed, perceptual_hash
 from stopapp.media.storage import LocalStorage, QuarantineTooLarge, Storage
 from stopapp.reports.models import Report, utcnow
 from stopapp.reports.services import report_for_reporter
@@ -273,7 +273,7 @@ def process_photo(photo_id: uuid.UUID) -> str | None:
     photo.thumb_key = store.put(result.thumb_jpeg, ".jpg")
     photo.width, photo.height = result.display_size
     # For finding photo twins in other reports (perceptual hash of the clean copy only).
-    photo.phash = perceptual_hash(result.display_jpeg)
+    photo.phash = keyed(perceptual_hash(result.display_jpeg), settings().PHOTO_DIGEST_KEY)
     enqueue_after_commit(db.session(), redis_client(), photo_matches_job(photo.report_id))
     if result.gps is not None:
         lat, lon = result.gps

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from stopapp.media.imaging import process_image
-from stopapp.media.phash import hamming_distance, perceptual_hash
+from stopapp.media.phash import hamming_distance, keyed, perceptual_hash
 from tests.media.conftest import photo
 
 PICTURES = ["exif_chunk.png", "flower_exif_makernote.webp", "galaxyS7_gps_app13.jpg",
@@ -55,3 +55,16 @@ def test_a_smaller_recompressed_copy_hashes_alike(hashes, name):
 def test_different_pictures_are_far_apart(hashes):
     for a, b in itertools.combinations(PICTURES, 2):
         assert hamming_distance(hashes[a], hashes[b]) > 16, (a, b)
+
+
+def test_keyed_hash_hides_the_plain_hash_but_keeps_every_distance(hashes):
+    values = list(hashes.values())
+    for value in values:
+        stored = keyed(value, "server-key")
+        assert stored != value and -(1 << 63) <= stored < 1 << 63
+        assert keyed(stored, "server-key") == value  # the mask is its own inverse
+        assert keyed(value, "another-key") != stored
+    for a, b in itertools.combinations(values, 2):
+        assert hamming_distance(keyed(a, "server-key"), keyed(b, "server-key")) == (
+            hamming_distance(a, b)
+        )
