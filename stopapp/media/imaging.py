@@ -62,6 +62,11 @@ _STATUS_BY_CODE = {
     "empty": 422,
 }
 
+# The display copy's long side: at most DISPLAY_MAX_PX; a JPEG larger than DISPLAY_MIN_PX
+# comes out between the two, at the size its decoder reaches by DCT scaling (see process_image).
+DISPLAY_MAX_PX = 2048
+DISPLAY_MIN_PX = 1600
+THUMB_MAX_PX = 320
 DISPLAY_QUALITY = 85
 THUMB_QUALITY = 80
 _WHITE = (255, 255, 255)
@@ -471,13 +476,19 @@ def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) 
 def process_image(
     path: str | os.PathLike[str],
     max_pixels: int = 60_000_000,
-    display_max_px: int = 2048,
-    thumb_max_px: int = 320,
+    display_max_px: int = DISPLAY_MAX_PX,
+    thumb_max_px: int = THUMB_MAX_PX,
+    display_min_px: int = DISPLAY_MIN_PX,
 ) -> ProcessedImage:
     """Re-validate a photo, read its GPS and capture time, and rebuild it as two bare JPEGs.
 
     The display copy's long side is at most `display_max_px`, the thumbnail's at most
-    `thumb_max_px` (never upscaled). EXIF orientation is applied (for HEIF the decoder has
+    `thumb_max_px` (never upscaled); the thumbnail is made from the display copy. A JPEG is
+    decoded at the smallest DCT scale (1/8, 1/4, 1/2) whose long side still reaches
+    `display_min_px` (capped at `display_max_px`), and that decode is the display copy as it
+    comes when it fits: a 4000x3000 photo becomes 2000x1500 without a full-size decode or any
+    resampling. Other formats have no such scaling and are fitted to `display_max_px`.
+    EXIF orientation is applied (for HEIF the decoder has
     already applied the container's rotation). Only the first frame is kept: MPO second views,
     HEIF depth and auxiliary images and animation frames are dropped. The copies hold no EXIF,
     GPS, XMP, IPTC, ICC profile, comment, thumbnail or text chunk.
@@ -486,14 +497,19 @@ def process_image(
     content of the file; OSError if `path` cannot be opened; ValueError if a size limit is not
     positive.
     """
-    if display_max_px < 1 or thumb_max_px < 1:
+    if display_max_px < 1 or thumb_max_px < 1 or display_min_px < 1:
         raise ValueError("size limits must be positive")
     with _opened(path, max_pixels) as (im, fmt):
+        if fmt == "jpeg":
+            # libjpeg scales while it decodes (only 1/8 of the IDCT work at 1/8): the cheapest
+            # pixels there are. Never for HEIF: pillow-heif's draft hands back an embedded
+            # thumbnail instead.
+            scale = _dct_scale(im.size, min(display_min_px, display_max_px))
+            if scale > 1:
+                # draft() picks the largest scale whose result is at least the size asked for,
+                # and sets im.size to the scaled (rounded up) size.
+                im.draft(None, (im.width // scale, im.height // scale))
         target = _fit(im.size, display_max_px)
-        if fmt == "jpeg" and target[0] * 2 <= im.width and target[1] * 2 <= im.height:
-            # DCT scaling makes the decode itself cheaper; it only pays from half size down.
-            # Never for HEIF: pillow-heif would hand back an embedded thumbnail instead.
-            im.draft(None, target)
         _load(im)
         exif = _read_exif(im)
         gps = extract_gps(exif)
@@ -515,6 +531,18 @@ def process_image(
         gps=gps,
         captured_at=captured_at,
     )
+
+
+def _dct_scale(size: tuple[int, int], min_px: int) -> int:
+    """The largest JPEG DCT reduction (8, 4, 2, else 1) whose long side still reaches `min_px`.
+
+    A side of n pixels decodes to ceil(n / scale) pixels at that scale.
+    """
+    long_side, short_side = max(size), min(size)
+    for scale in (8, 4, 2):
+        if -(-long_side // scale) >= min_px and short_side >= scale:
+            return scale
+    return 1
 
 
 def _fit(size: tuple[int, int], max_px: int) -> tuple[int, int]:

@@ -145,9 +145,61 @@ def test_processed_copies_carry_no_metadata(name: str) -> None:
     assert max(thumb.size) <= 320
     with Image.open(path) as original:
         long_side = max(original.size)
-    # Never upscaled; downscaled to exactly the limit when larger.
-    assert max(display.size) == min(long_side, 2048)
+    # Never upscaled. A larger JPEG comes out between 1600 and 2048 px (its DCT-scaled size),
+    # other formats at exactly the limit.
+    if path.suffix == ".jpg" and long_side > 1600:
+        assert 1600 <= max(display.size) <= 2048
+    else:
+        assert max(display.size) == min(long_side, 2048)
     assert max(thumb.size) == min(long_side, 320)
+
+
+@pytest.mark.parametrize(
+    ("size", "display"),
+    [
+        ((4000, 3000), (2000, 1500)),  # 1/2 scale: no resampling at all
+        ((4001, 3001), (2001, 1501)),  # the scaled decode rounds up
+        ((3000, 4000), (1500, 2000)),
+        ((3264, 2448), (1632, 1224)),  # iPhone 6: 1/2 still reaches 1600
+        ((8000, 6000), (2000, 1500)),  # 1/4
+        ((3000, 2000), (2048, 1365)),  # 1/2 would be 1500: full decode, resampled to 2048
+        ((1800, 1200), (1800, 1200)),  # between the two: kept as it is
+        ((1200, 900), (1200, 900)),
+    ],
+)
+def test_jpeg_display_size_follows_the_dct_scale(
+    tmp_path: Path, size: tuple[int, int], display: tuple[int, int]
+) -> None:
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", size, (40, 90, 160)).save(path, "JPEG", quality=70)
+    result = process_image(path)
+    assert result.display_size == display
+    assert display_of(result).size == display
+    assert max(result.thumb_size) == 320
+
+
+def test_large_jpeg_is_never_decoded_at_full_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (40, 90, 160)).save(path, "JPEG", quality=70)
+    # After draft(), a JPEG's size is the size its decoder will produce.
+    decoded: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(im: ImageFile.ImageFile):  # noqa: ANN202 - whatever Pillow's load returns
+        decoded.append(im.size)
+        return load(im)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    process_image(path)
+    assert decoded and max(max(size) for size in decoded) == 2000
+
+
+def test_a_non_jpeg_is_fitted_to_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000), (40, 90, 160)).save(path, "PNG")
+    assert process_image(path).display_size == (2048, 1536)
 
 
 def test_secret_finders_do_find_the_secrets() -> None:
