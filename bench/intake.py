@@ -33,9 +33,10 @@ hold one job per report. Then (--profile N, 300 by default, 0 skips) N submissio
 this process through Flask's test client (no gunicorn, no HTTP), timed plain and then under
 cProfile, with their SQL statements and Redis commands counted: where the time goes.
 
-Scratch state only: the database stopapp_bench (rebuilt with postgis and pg_trgm by
+Scratch state only: the database stopapp_bench (BENCH_DATABASE, a stopapp_b* name; rebuilt with postgis and pg_trgm by
 stopapp.dbadmin and the migrations, as the tests do, and dropped at the end) and Redis
-database 13 (flushed at start and end). The gunicorn processes are stopped on exit, Ctrl-C
+database 13 (BENCH_REDIS_URL; flushed at start and end). The servers listen on ports the
+kernel hands out (its ephemeral range). The gunicorn processes are stopped on exit, Ctrl-C
 and errors included.
 """
 
@@ -78,10 +79,12 @@ from bench.baseline_app import TABLE as BASELINE_TABLE  # noqa: E402
 from stopapp.dbadmin import drop_database, recreate_database  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
-BENCH_DB = "stopapp_bench"
+# Scratch names can be moved (several people benchmarking on one PostgreSQL and Redis): the
+# database name must still start with "stopapp_b", so the real ones are never touched.
+BENCH_DB = os.environ.get("BENCH_DATABASE", "stopapp_bench")
 DATABASE_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}"
 PLAIN_DSN = make_url(DATABASE_URL).set(drivername="postgresql").render_as_string(False)
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 # The repository's gunicorn.conf.py (what `gunicorn wsgi:app` reads in production: access log
 # and all) is given to both servers, so that they differ only in the app they serve.
 GUNICORN_CONFIG = REPO / "gunicorn.conf.py"
@@ -98,8 +101,8 @@ NON_2XX_SHOWN = 5
 def _scratch_only(dsn: str) -> None:
     """Refuse to touch any database but the scratch one (never stopapp or stopapp_test*)."""
     name = make_url(dsn).database
-    if name != BENCH_DB:
-        raise SystemExit(f"refusing to use database {name!r}: only {BENCH_DB!r} is scratch")
+    if name != BENCH_DB or not name.startswith("stopapp_b"):
+        raise SystemExit(f"refusing to use database {name!r}: only stopapp_b* names are scratch")
 
 
 # --- the scratch services -------------------------------------------------------------------

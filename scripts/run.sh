@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serves everything on 127.0.0.1 until Ctrl-C: the API and web queue (gunicorn, port 5000), an
-# RQ worker with its scheduler, the periodic jobs (rq cron), and a mail sink (port 8025) that
+# RQ worker with its scheduler, the dispatcher that queues new reports' triage jobs, the
+# periodic jobs (rq cron), and a mail sink (port 8025) that
 # keeps mail under var/mail/. Called by `make run` after set-up, migrations and the demo seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ trap stop INT TERM EXIT
 
 $BIN/python -m scripts.mailsink --port "$SMTP_PORT" --dir var/mail & pids+=($!)
 $BIN/python -m workers.worker & pids+=($!)
+$BIN/python -m workers.dispatcher & pids+=($!)
 $BIN/rq cron --url "$REDIS_URL" workers.cron & pids+=($!)
 BIND="127.0.0.1:$PORT" $BIN/gunicorn wsgi:app & pids+=($!)
 
