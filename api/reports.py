@@ -9,7 +9,7 @@ from werkzeug.datastructures import FileStorage
 
 from api import parsing
 from api.openapi import register_models
-from api.ratelimit import failed_lookup, limiter, report_key, setting
+from api.ratelimit import failed_lookup, limiter, report_key, setting, single_trip_limiter
 from api.schemas import (
     MessageCreateSchema,
     MessageSchema,
@@ -69,7 +69,8 @@ def _problem(code: int, text: str):
 
 @ns.route("")
 class Reports(Resource):
-    decorators = [limiter.limit(setting("RATELIMIT_REPORTS"))]
+    # The intake path: its limits cost one Redis round trip (api/ratelimit.py).
+    decorators = [single_trip_limiter.limit("RATELIMIT_REPORTS")]
 
     @ns.doc(params=idempotency_header)
     @ns.expect(models["ReportCreate"])

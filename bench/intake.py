@@ -33,11 +33,11 @@ hold one job per report. Then (--profile N, 300 by default, 0 skips) N submissio
 this process through Flask's test client (no gunicorn, no HTTP), timed plain and then under
 cProfile, with their SQL statements and Redis commands counted: where the time goes.
 
-Scratch state only: the database stopapp_bench (BENCH_DATABASE, a stopapp_b* name; rebuilt with postgis and pg_trgm by
-stopapp.dbadmin and the migrations, as the tests do, and dropped at the end) and Redis
-database 13 (BENCH_REDIS_URL; flushed at start and end). The servers listen on ports the
-kernel hands out (its ephemeral range). The gunicorn processes are stopped on exit, Ctrl-C
-and errors included.
+Scratch state only: the database stopapp_bench (BENCH_DATABASE, a stopapp_b* name; rebuilt
+with postgis and pg_trgm by stopapp.dbadmin and the migrations, as the tests do, and dropped
+at the end) and Redis database 13 (BENCH_REDIS_URL; flushed at start and end). The servers
+listen on ports the kernel hands out (its ephemeral range). The gunicorn processes (and the
+dispatcher) are stopped on exit, Ctrl-C and errors included.
 """
 
 from __future__ import annotations
@@ -161,9 +161,17 @@ class Server:
     cwd: Path
     env: dict
     ready_path: str
+    # Processes that serve with it (the real app's dispatcher), each in a session of its own.
+    companions: list[list[str]] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen | None = None
     log: Path | None = None
+    helpers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> set[int]:
+        """Session ids of its processes, whose CPU counts as the app's."""
+        return {p.pid for p in [self.process, *self.helpers] if p is not None}
 
     @property
     def command(self) -> list[str]:
@@ -178,6 +186,11 @@ class Server:
                 self.command, cwd=self.cwd, env={**os.environ, **self.env},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+            for command in self.companions:
+                self.helpers.append(subprocess.Popen(
+                    command, cwd=self.cwd, env={**os.environ, **self.env},
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -197,20 +210,21 @@ class Server:
 
     def stop(self) -> None:
         """TERM the master (it stops its workers), then KILL this server's group if need be."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        for process in [self.process, *self.helpers]:
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
 
 
 # --- CPU accounting from /proc --------------------------------------------------------------
 
 
-def cpu_snapshot(server_session: int) -> dict[str, float]:
+def cpu_snapshot(server_sessions: set[int]) -> dict[str, float]:
     """CPU ms used so far by the server's processes, PostgreSQL, Redis, this process; and
     the machine's busy and total ms."""
     used = {"app": 0.0, "postgres": 0.0, "redis": 0.0, "loadgen": 0.0}
@@ -228,7 +242,7 @@ def cpu_snapshot(server_session: int) -> dict[str, float]:
         session, ticks = int(rest[3]), int(rest[11]) + int(rest[12])
         if int(entry.name) == me:
             used["loadgen"] += ticks * TICK_MS
-        elif session == server_session:
+        elif session in server_sessions:
             used["app"] += ticks * TICK_MS
         elif comm == "postgres":
             used["postgres"] += ticks * TICK_MS
@@ -333,11 +347,11 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
         for thread in threads:
             thread.start()
         time.sleep(max(0.0, warm_end - time.perf_counter()))
-        before = cpu_snapshot(server.process.pid)
+        before = cpu_snapshot(server.sessions)
         for thread in threads:
             thread.join()
         ended = time.perf_counter()
-        after = cpu_snapshot(server.process.pid)
+        after = cpu_snapshot(server.sessions)
     finally:
         stop.set()
     measured = sorted(lat for t0, lat in samples if t0 >= warm_end)
@@ -423,15 +437,13 @@ def workloads(bodies: list[bytes], ledger: Ledger) -> dict[str, Workload]:
 
 # Where a submission's time goes: (label, file, function) of the profile, cumulative time.
 STAGES = [
-    ("rate limit: check (Redis)", "flask_limiter/_extension.py", "_check_request_limit"),
-    ("rate limit: response headers (Redis)", "flask_limiter/_extension.py", "__inject_headers"),
+    ("rate limit: count + headers (1 Redis call)", "api/ratelimit.py", "_count"),
     ("read JSON + marshmallow load", "api/parsing.py", "load_body"),
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
     ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
     ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
-    ("  SQL: nextval, INSERT ... ON CONFLICT", "sqlalchemy/orm/session.py", "execute"),
-    ("commit: COMMIT + after-commit hooks", "stopapp/db.py", "unit_of_work"),
-    ("  queue the triage job (RQ)", "stopapp/tasks.py", "send_job"),
+    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/orm/session.py", "execute"),
+    ("commit: COMMIT (+ NOTIFY)", "stopapp/db.py", "unit_of_work"),
 ]
 
 
@@ -511,11 +523,9 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
     total = cumulative("flask/app.py", "wsgi_app")
     costs = [(label, cumulative(path, function)) for label, path, function in STAGES]
     top = {label: ms for label, ms in costs if not label.startswith(" ")}
-    inside = {label: ms for label, ms in costs if label.startswith(" ")}
-    submit_ms, commit_ms = top["submit_report"], top["commit: COMMIT + after-commit hooks"]
-    costs.insert(7, ("  the rest (fingerprint, receipt, building the row)",
-                     submit_ms - sum(ms for label, ms in costs[4:7])))
-    costs.append(("  COMMIT itself", commit_ms - inside["  queue the triage job (RQ)"]))
+    submit_ms = top["submit_report"]
+    costs.insert(6, ("  the rest (fingerprint, receipt, parameters)",
+                     submit_ms - sum(ms for label, ms in costs[3:6])))
     costs.append(("the rest: Flask, flask-restx, Werkzeug, dump", total - sum(top.values())))
     print(f"  under cProfile (wall time, inflated by the profiler: read the shares), "
           f"{total:.2f} ms per request in wsgi_app:")
@@ -529,6 +539,20 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------
+
+
+def wait_for_dispatcher(timeout_s: float = 30) -> float:
+    """Seconds until the triage queue holds a job per report (or timeout_s)."""
+    started = time.monotonic()
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        while time.monotonic() - started < timeout_s:
+            if redis.llen("rq:queue:triage") >= scalar("SELECT count(*) FROM reports"):
+                break
+            time.sleep(0.1)
+    finally:
+        redis.close()
+    return time.monotonic() - started
 
 
 def git_state() -> str:
@@ -578,7 +602,7 @@ def main() -> int:
         "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
         "RATELIMIT_REPORTS": "1000000/minute", "RATELIMIT_ENABLED": "1",
         "MEDIA_ROOT": str(logdir / "media"),
-    }, "/readyz")
+    }, "/readyz", companions=[[sys.executable, "-m", "workers.dispatcher"]])
     baseline = Server("baseline", "baseline_app:app", REPO / "bench",
                       {"BENCH_BASELINE_DSN": PLAIN_DSN}, "/healthz")
     servers = {"baseline": baseline, "intake": subject, "replay": subject}
@@ -614,6 +638,7 @@ def main() -> int:
                     print(f"    {line}")
                 if result.non_2xx:
                     failures.append(f"{len(result.non_2xx)} failed answers in {name}")
+        drained = wait_for_dispatcher()
         for server in (baseline, subject):
             server.stop()
 
@@ -642,7 +667,8 @@ def main() -> int:
         bad_replays = sum(len(r.non_2xx) for r in results["replay"])
         ok = rows == len(ledger.stored) == len(ids) == jobs and not bad_replays
         print(f"check: {rows} rows in reports, {len(ledger.stored)} answers 201 to new keys "
-              f"({len(ids)} distinct ids), {jobs} triage jobs queued; "
+              f"({len(ids)} distinct ids), {jobs} triage jobs queued by the dispatcher "
+              f"({drained:.1f} s after the last request); "
               f"{ledger.replays_ok} replays answered with the first id, {bad_replays} not"
               f" -> {'OK, nothing lost, nothing doubled' if ok else 'MISMATCH'}"
               f" (baseline table: {baseline_rows} rows)")

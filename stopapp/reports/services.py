@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import literal, select, text
+from sqlalchemy import literal, select
 
 from stopapp.constants import REPORTER_STATUS, MessageSender, ReportState
 from stopapp.errors import IdempotencyMismatchError, NotFoundError, ValidationError
@@ -118,18 +118,18 @@ def _encrypted_contact(contact: dict | None) -> bytes | None:
     return ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt(details)
 
 
-# One statement per submission, parsed once. A retry finds its row through the unique index
+# One statement per submission, sent to psycopg as it is (no SQLAlchemy compilation; psycopg
+# prepares it on the server after a few uses). A retry finds its row through the unique index
 # on the key hash and inserts nothing. A new report is inserted with its reference drawn by
 # the column default (report_reference(), migration i9_intake), and the table's trigger
 # notifies the dispatcher (workers/dispatcher.py), which queues the triage job once the
 # transaction has committed. A concurrent first request with the same key makes the INSERT
 # wait for it and then do nothing; the statement then returns no row, as its snapshot is
 # older than that commit, and a second SELECT finds the row.
-_SUBMIT = text(
-    """
+_SUBMIT = """
     WITH existing AS (
         SELECT id, reference, created_at, request_hash, false AS created
-        FROM reports WHERE idempotency_key_hash = :key_hash
+        FROM reports WHERE idempotency_key_hash = %(key_hash)s
     ), inserted AS (
         INSERT INTO reports (
             id, idempotency_key_hash, request_hash, receipt_hash, description,
@@ -138,20 +138,19 @@ _SUBMIT = text(
             app_platform, app_version, contact_encrypted, state, version
         )
         SELECT
-            CAST(:id AS uuid), :key_hash, :request_hash, :receipt_hash, :description,
-            CAST(:exploitation_types AS varchar(64)[]),
-            ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)::geography,
-            CAST(:location_accuracy_m AS float8), :location_source, :place,
-            CAST(:occurred_at AS timestamptz), :occurred_precision, CAST(:ongoing AS boolean),
-            CAST(:people AS jsonb), CAST(:vehicles AS jsonb), :language,
-            :app_platform, :app_version, CAST(:contact_encrypted AS bytea), :state, 1
+            %(id)s::uuid, %(key_hash)s, %(request_hash)s, %(receipt_hash)s, %(description)s,
+            %(exploitation_types)s::varchar(64)[],
+            ST_SetSRID(ST_MakePoint(%(lon)s::float8, %(lat)s::float8), 4326)::geography,
+            %(location_accuracy_m)s::float8, %(location_source)s, %(place)s,
+            %(occurred_at)s::timestamptz, %(occurred_precision)s, %(ongoing)s::boolean,
+            %(people)s::jsonb, %(vehicles)s::jsonb, %(language)s,
+            %(app_platform)s, %(app_version)s, %(contact_encrypted)s::bytea, %(state)s, 1
         WHERE NOT EXISTS (SELECT FROM existing)
         ON CONFLICT (idempotency_key_hash) DO NOTHING
         RETURNING id, reference, created_at, request_hash, true AS created
     )
     SELECT * FROM inserted UNION ALL SELECT * FROM existing
-    """
-)
+"""
 
 
 def _json_or_none(value: object) -> str | None:
@@ -190,7 +189,7 @@ def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     location = fields.get("location") or {}
     app_info = fields.get("app") or {}
     session = db.session()
-    row = session.execute(
+    row = session.connection().exec_driver_sql(
         _SUBMIT,
         {
             "id": uuid.uuid4(),
