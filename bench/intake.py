@@ -27,6 +27,10 @@ and of this process (from /proc, over the measured window), and how busy the mac
 PostgreSQL and Redis figures count every client of those servers, so other work on the
 machine shows up in them.
 
+Then an open-loop run: new reports on a fixed arrival schedule at half the rate the intake
+phase reached (median), for --seconds; its p50, p99 and max latency count from when each
+request was due, so queueing behind slow answers is included.
+
 At the end: the rows in `reports` must equal the 201 answers to new keys (nothing lost,
 nothing doubled), every replay must have got the first id back, and the triage queue must
 hold one job per report. Then (--profile N, 300 by default, 0 skips) N submissions run in
@@ -96,6 +100,7 @@ INTAKE_PATH = "/api/v1/reports"
 BASELINE_PATH = "/reports"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 NON_2XX_SHOWN = 5
+OPEN_LOOP_P99_TARGET_MS = 100
 
 
 def _scratch_only(dsn: str) -> None:
@@ -279,6 +284,7 @@ class PhaseResult:
     non_2xx: list[str] = field(default_factory=list)
     cpu_ms: dict[str, float] = field(default_factory=dict)
     busy: float = 0.0
+    max_ms: float = math.nan
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -366,6 +372,79 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
         non_2xx=non_2xx,
         cpu_ms=cpu,
         busy=(after["busy"] - before["busy"]) / max(1.0, after["total"] - before["total"]),
+    )
+
+
+def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
+                  senders: int = 48) -> PhaseResult:
+    """Requests on a fixed arrival schedule (request i due at start + i / rate), for `seconds`.
+
+    Unlike the closed-loop clients, a slow answer does not slow the arrivals: latency is
+    counted from when a request was due, so waiting for a free sender counts too (no
+    coordinated omission). `senders` threads with keep-alive connections send them.
+    """
+    total = int(rate * seconds)
+    lock = threading.Lock()
+    next_index = 0
+    latencies: list[float] = []
+    problems: list[str] = []
+    start = time.perf_counter() + 0.2
+
+    def sender() -> None:
+        nonlocal next_index
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        mine: list[float] = []
+        try:
+            while True:
+                with lock:
+                    index = next_index
+                    next_index += 1
+                if index >= total:
+                    break
+                due = start + index / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                body, key, context = work.next_request(index)
+                headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+                try:
+                    conn.request("POST", work.path, body, headers)
+                    response = conn.getresponse()
+                    answer = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    problems.append(f"{work.name}: transport error {exc!r}")
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                    continue
+                latency = time.perf_counter() - due
+                problem = work.check(context, key, body, response.status, answer)
+                if problem:
+                    problems.append(problem)
+                else:
+                    mine.append(latency)
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    before = cpu_snapshot(server.sessions)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    window = time.perf_counter() - start
+    after = cpu_snapshot(server.sessions)
+    measured = sorted(latencies)
+    counted = len(measured) or 1
+    return PhaseResult(
+        rps=len(measured) / window,
+        p50_ms=percentile(measured, 0.50) * 1000,
+        p99_ms=percentile(measured, 0.99) * 1000,
+        measured=len(measured),
+        non_2xx=problems,
+        cpu_ms={k: (after[k] - before[k]) / counted
+                for k in ("app", "postgres", "redis", "loadgen")},
+        busy=(after["busy"] - before["busy"]) / max(1.0, after["total"] - before["total"]),
+        max_ms=(measured[-1] * 1000) if measured else math.nan,
     )
 
 
@@ -638,6 +717,19 @@ def main() -> int:
                     print(f"    {line}")
                 if result.non_2xx:
                     failures.append(f"{len(result.non_2xx)} failed answers in {name}")
+        # Open loop at half the rate new reports reached: the latency a reporter sees when the
+        # service is busy but not saturated.
+        open_rate = 0.5 * summary(results["intake"])[0]
+        opened = run_open_loop(subject, work["intake"], open_rate, args.seconds)
+        print(f"  open loop: {open_rate:.0f} new reports/s due for {args.seconds:g} s: "
+              f"{opened.measured} answered 201, p50 {opened.p50_ms:.1f} ms, "
+              f"p99 {opened.p99_ms:.1f} ms (target <= {OPEN_LOOP_P99_TARGET_MS} ms), "
+              f"max {opened.max_ms:.1f} ms, {len(opened.non_2xx)} failed; "
+              f"machine busy {opened.busy:.0%}", flush=True)
+        for line in opened.non_2xx[:NON_2XX_SHOWN]:
+            print(f"    {line}")
+        if opened.non_2xx:
+            failures.append(f"{len(opened.non_2xx)} failed answers in the open loop")
         drained = wait_for_dispatcher()
         for server in (baseline, subject):
             server.stop()

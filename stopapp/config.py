@@ -55,6 +55,9 @@ class Config:
     MAX_PHOTO_BYTES: int = 20 * MiB
     MAX_PHOTOS_PER_REPORT: int = 10
     MAX_PHOTO_PIXELS: int = 60_000_000
+    # Pixels a web process decodes at once to check uploads (about 4 bytes each while held);
+    # further uploads wait for their turn. One photo of the largest size at a time by default.
+    UPLOAD_DECODE_PIXELS: int = 60_000_000
     # A report still `received` this long after it was stored is queued again by the reconciler.
     RECONCILE_AFTER_S: int = 60
 

@@ -448,13 +448,49 @@ def _load(im: ImageFile.ImageFile) -> None:
         raise ImageRejected("truncated", "the file ends before the image data does")
 
 
-def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) -> ImageInfo:
+class PixelBudget:
+    """A cap on the pixels being decoded at once in a process; later decodes wait their turn.
+
+    A decoded PNG of 60 megapixels holds about 240 MB: a web worker checking several large
+    uploads at once would otherwise hold one such bitmap per thread. A decode bigger than the
+    whole budget runs alone. Fair enough for uploads: waiters are woken in no set order, but
+    each decode is short.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        if pixels < 1:
+            raise ValueError("a pixel budget must be positive")
+        self.pixels = pixels
+        self._in_use = 0
+        self._available = threading.Condition()
+
+    @contextmanager
+    def reserved(self, pixels: int) -> Iterator[None]:
+        """Hold `pixels` of the budget (at most all of it) for the block."""
+        need = min(pixels, self.pixels)
+        with self._available:
+            self._available.wait_for(lambda: self._in_use + need <= self.pixels)
+            self._in_use += need
+        try:
+            yield
+        finally:
+            with self._available:
+                self._in_use -= need
+                self._available.notify_all()
+
+
+def validate_upload(
+    path: str | os.PathLike[str],
+    max_pixels: int = 60_000_000,
+    budget: PixelBudget | None = None,
+) -> ImageInfo:
     """Check that `path` holds a whole, decodable photo of an accepted format and size.
 
     The pixel count is checked from the header before any decoding, and a WebP or HEIF file
     must be as long as its container declares (libheif would otherwise paint a cut HEIC's
     missing tiles green and call it a success). Then the image is decoded for real (a JPEG at
-    1/8 scale, which still reads every byte of its entropy-coded data).
+    1/8 scale, which still reads every byte of its entropy-coded data), within `budget` when
+    one is given: the decode waits until its pixels fit in it.
 
     Raises ImageRejected with code "empty", "unsupported_type" (status 415),
     "too_many_pixels", "decompression_bomb", "truncated" or "undecodable" (status 422), and
@@ -465,7 +501,11 @@ def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) 
         if fmt == "jpeg":
             # The smallest DCT scale: same entropy decoding, an eighth of the pixels to produce.
             im.draft("L", (max(1, width // 8), max(1, height // 8)))
-        _load(im)
+        if budget is None:
+            _load(im)
+        else:
+            with budget.reserved(im.width * im.height):  # the size after draft: what is decoded
+                _load(im)
         return ImageInfo(format=fmt, width=width, height=height)
 
 

@@ -4,6 +4,7 @@ import io
 import math
 import pickle
 import struct
+import threading
 import time
 import warnings
 import zlib
@@ -21,6 +22,7 @@ from stopapp.media.imaging import (
     ACCEPTED_FORMATS,
     ImageInfo,
     ImageRejected,
+    PixelBudget,
     ProcessedImage,
     extract_captured_at,
     extract_gps,
@@ -811,3 +813,59 @@ def test_encoder_output_guard() -> None:
     Image.new("RGB", (8, 8)).save(commented, "JPEG", comment=b"hello")
     with pytest.raises(RuntimeError):
         _assert_bare_jpeg(commented.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded decoding at upload
+
+
+def test_upload_decode_waits_for_its_share_of_the_pixel_budget(tmp_path: Path) -> None:
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(path, "PNG")
+    budget = PixelBudget(200_000)
+    finished = threading.Event()
+    results: list[ImageInfo] = []
+
+    def check() -> None:
+        results.append(validate_upload(path, budget=budget))
+        finished.set()
+
+    with budget.reserved(100_000):  # 120,000 more would not fit
+        worker = threading.Thread(target=check)
+        worker.start()
+        assert not finished.wait(0.5)
+    assert finished.wait(10)
+    worker.join()
+    assert results[0].width == 400
+
+
+def test_a_decode_larger_than_the_budget_runs_alone() -> None:
+    budget = PixelBudget(100)
+    with budget.reserved(1_000):  # capped at the whole budget: never waits for itself
+        pass
+    entered = threading.Event()
+
+    def small() -> None:
+        with budget.reserved(1):
+            entered.set()
+
+    with budget.reserved(1_000):
+        waiter = threading.Thread(target=small)
+        waiter.start()
+        assert not entered.wait(0.3)
+    assert entered.wait(5)
+    waiter.join()
+
+
+def test_a_rejected_upload_gives_its_pixels_back(tmp_path: Path) -> None:
+    budget = PixelBudget(10_000_000)
+    with pytest.raises(ImageRejected):
+        validate_upload(photo("truncated.jpg"), budget=budget)
+    whole = threading.Event()
+
+    def take_all() -> None:
+        with budget.reserved(10_000_000):  # waits forever if the failed decode kept its share
+            whole.set()
+
+    threading.Thread(target=take_all, daemon=True).start()
+    assert whole.wait(5)
