@@ -5,8 +5,8 @@ Run from the repository root:  .venv/bin/python bench/uploads.py [--clients 8]
 The real app under gunicorn as `make run` serves it (gunicorn.conf.py: 2 workers x 4 threads),
 on 127.0.0.1 and a port the kernel hands out. A PNG of 60,000,000 pixels (8000x7500, smooth
 enough to stay under the 20 MiB upload limit) is made here; one report is stored through the
-API, then --clients threads upload the PNG to it at the same moment (a barrier), each with
-its own Idempotency-Key.
+API for each client, then --clients threads upload the PNG at the same moment (a barrier),
+each to its own report (uploads to one report are serialised by its row lock anyway).
 
 Two rounds, each on a fresh server: "bounded" with the default UPLOAD_DECODE_PIXELS (one
 60 MP decode at a time per process) and "unbounded" with a budget large enough never to make
@@ -101,15 +101,18 @@ def burst(name: str, budget: int, png: bytes, clients: int, logdir: Path) -> boo
     server = Server(name, "wsgi:app", REPO, {
         "DATABASE_URL": intake.DATABASE_URL, "REDIS_URL": intake.REDIS_URL,
         "RATELIMIT_ENABLED": "0", "MEDIA_ROOT": str(logdir / name),
-        "UPLOAD_DECODE_PIXELS": str(budget), "MAX_PHOTOS_PER_REPORT": str(clients),
+        "UPLOAD_DECODE_PIXELS": str(budget),
     }, "/readyz")
     server.start(logdir)
     try:
-        status, answer = post(server.port, "/api/v1/reports", json.dumps(VALID_REPORT).encode(),
-                              {"Content-Type": "application/json",
-                               "Idempotency-Key": str(uuid.uuid4())})
-        assert status == 201, answer
-        report = json.loads(answer)
+        reports = []
+        for _ in range(clients):  # one report each: uploads to one report wait on its row lock
+            status, answer = post(server.port, "/api/v1/reports",
+                                  json.dumps(VALID_REPORT).encode(),
+                                  {"Content-Type": "application/json",
+                                   "Idempotency-Key": str(uuid.uuid4())})
+            assert status == 201, answer
+            reports.append(json.loads(answer))
         workers = workers_of(server.process.pid)
         for pid in workers:  # the warm worker's own memory is the floor of its peak
             with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
@@ -119,7 +122,7 @@ def burst(name: str, budget: int, png: bytes, clients: int, logdir: Path) -> boo
         barrier = threading.Barrier(clients)
         answers: list[int] = []
 
-        def upload() -> None:
+        def upload(report: dict) -> None:
             barrier.wait()
             code, _ = post(server.port, f"/api/v1/reports/{report['id']}/photos", body, {
                 "Content-Type": content_type, "X-Report-Receipt": report["receipt"],
@@ -127,7 +130,7 @@ def burst(name: str, budget: int, png: bytes, clients: int, logdir: Path) -> boo
             })
             answers.append(code)
 
-        threads = [threading.Thread(target=upload) for _ in range(clients)]
+        threads = [threading.Thread(target=upload, args=(r,)) for r in reports]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
