@@ -17,7 +17,9 @@ def init_api(app: Flask) -> None:
         blueprint,
         version="1",
         title="STOP APP public API",
-        description="Reports of human trafficking from the STOP APP. See docs/api.md in the repository.",
+        description=(
+            "Reports of human trafficking from the STOP APP. See docs/api.md in the repository."
+        ),
         doc="/docs",
         validate=False,
     )

@@ -3,7 +3,8 @@
 Run from the repository root:  .venv/bin/python bench/e2e.py [--rate 50] [--seconds 60]
 
 The processes of `make run` (scripts/run.sh), started the same way: gunicorn with
-gunicorn.conf.py (2 workers x 4 threads), the RQ worker, the dispatcher and `rq cron`, on
+gunicorn.conf.py (2 workers x 4 threads), the RQ workers (triage without forking; media and
+maintenance forking), the dispatcher and `rq cron`, on
 127.0.0.1 and a port the kernel hands out. New reports arrive open loop, on a fixed schedule
 of --rate per second for --seconds (a slow answer does not delay the next arrival). A poller
 reads, every --poll-ms, which of the answered reports have left `received`; the time from
@@ -52,7 +53,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--senders", type=int, default=32, help="client threads")
     parser.add_argument("--poll-ms", type=float, default=20)
-    parser.add_argument("--grace", type=float, default=30, help="seconds to wait for stragglers")
+    parser.add_argument("--grace", type=float, default=120,
+                        help="seconds to wait for stragglers (it stops once all arrived)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
@@ -62,8 +64,10 @@ def main() -> int:
         "DATABASE_URL": intake.DATABASE_URL, "REDIS_URL": intake.REDIS_URL,
         "RATELIMIT_ENABLED": "0", "MEDIA_ROOT": str(logdir / "media"),
     }
+    # The same processes as scripts/run.sh starts.
     server = Server("e2e", "wsgi:app", REPO, env, "/readyz", companions=[
-        [sys.executable, "-m", "workers.worker"],
+        [sys.executable, "-m", "workers.worker", "--simple", "triage"],
+        [sys.executable, "-m", "workers.worker", "media", "maintenance"],
         [sys.executable, "-m", "workers.dispatcher"],
         [str(Path(sys.executable).parent / "rq"), "cron", "--url", intake.REDIS_URL,
          "workers.cron"],

@@ -22,7 +22,10 @@ stop() {
 trap stop INT TERM EXIT
 
 $BIN/python -m scripts.mailsink --port "$SMTP_PORT" --dir var/mail & pids+=($!)
-$BIN/python -m workers.worker & pids+=($!)
+# Triage jobs are small and many: a worker that runs them without forking keeps up with a
+# burst of reports; photos and maintenance keep a forking worker (a crash stays in the fork).
+$BIN/python -m workers.worker --simple triage & pids+=($!)
+$BIN/python -m workers.worker media maintenance & pids+=($!)
 $BIN/python -m workers.dispatcher & pids+=($!)
 $BIN/rq cron --url "$REDIS_URL" workers.cron & pids+=($!)
 BIND="127.0.0.1:$PORT" $BIN/gunicorn wsgi:app & pids+=($!)

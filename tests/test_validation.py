@@ -1,4 +1,5 @@
-"""Every validation rule of the public API contract (docs/api.md), and hostile input, against the real app.
+"""Every validation rule of the public API contract (docs/api.md), and hostile input, against
+the real app.
 
 Each refused request is checked three ways: its status, a problem+json body naming the failing
 field path, and that nothing changed (no row stored, no job queued).

@@ -528,9 +528,10 @@ def process_image(
     `display_min_px` (capped at `display_max_px`), and that decode is the display copy as it
     comes when it fits: a 4000x3000 photo becomes 2000x1500 without a full-size decode or any
     resampling. Other formats have no such scaling and are fitted to `display_max_px`.
-    EXIF orientation is applied (for HEIF the decoder has
-    already applied the container's rotation). Only the first frame is kept: MPO second views,
-    HEIF depth and auxiliary images and animation frames are dropped. The copies hold no EXIF,
+
+    EXIF orientation is applied (for HEIF the decoder has already applied the container's
+    rotation). Only the first frame is kept: MPO second views, HEIF depth and auxiliary images
+    and animation frames are dropped. The copies hold no EXIF,
     GPS, XMP, IPTC, ICC profile, comment, thumbnail or text chunk.
 
     Raises ImageRejected with the same codes as `validate_upload`, and nothing else for any
