@@ -3,8 +3,8 @@
 Run from the repository root:  .venv/bin/python bench/e2e.py [--rate 50] [--seconds 60]
 
 The processes of `make run` (scripts/run.sh), started the same way: gunicorn with
-gunicorn.conf.py (2 workers x 4 threads), the RQ workers (triage without forking; media and
-maintenance forking), the dispatcher and `rq cron`, on
+gunicorn.conf.py (2 workers x 4 threads), the RQ workers (two for triage without forking,
+one forking for media and maintenance), the dispatcher and `rq cron`, on
 127.0.0.1 and a port the kernel hands out. New reports arrive open loop, on a fixed schedule
 of --rate per second for --seconds (a slow answer does not delay the next arrival). A poller
 reads, every --poll-ms, which of the answered reports have left `received`; the time from
@@ -67,6 +67,7 @@ def main() -> int:
     # The same processes as scripts/run.sh starts.
     server = Server("e2e", "wsgi:app", REPO, env, "/readyz", companions=[
         [sys.executable, "-m", "workers.worker", "--simple", "triage"],
+        [sys.executable, "-m", "workers.worker", "--simple", "triage"],
         [sys.executable, "-m", "workers.worker", "media", "maintenance"],
         [sys.executable, "-m", "workers.dispatcher"],
         [str(Path(sys.executable).parent / "rq"), "cron", "--url", intake.REDIS_URL,
@@ -94,6 +95,7 @@ def main() -> int:
         def sender() -> None:
             nonlocal next_index
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            last_used = time.perf_counter()
             try:
                 while True:
                     with lock:
@@ -103,6 +105,8 @@ def main() -> int:
                         return
                     due = start + index / args.rate
                     time.sleep(max(0.0, due - time.perf_counter()))
+                    if time.perf_counter() - last_used > intake.IDLE_RECONNECT_S:
+                        conn.close()  # gunicorn drops keep-alive connections idle for 2 s
                     try:
                         conn.request("POST", "/api/v1/reports", bodies[index % len(bodies)], {
                             "Content-Type": "application/json",
@@ -115,7 +119,7 @@ def main() -> int:
                         conn.close()
                         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
                         continue
-                    now = time.perf_counter()
+                    now = last_used = time.perf_counter()
                     if response.status != 201:
                         problems.append(f"HTTP {response.status} {answer[:200]!r}")
                         continue

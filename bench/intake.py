@@ -101,6 +101,7 @@ BASELINE_PATH = "/reports"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 NON_2XX_SHOWN = 5
 OPEN_LOOP_P99_TARGET_MS = 100
+IDLE_RECONNECT_S = 1.5
 
 
 def _scratch_only(dsn: str) -> None:
@@ -394,6 +395,7 @@ def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
         nonlocal next_index
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         mine: list[float] = []
+        last_used = time.perf_counter()
         try:
             while True:
                 with lock:
@@ -403,6 +405,8 @@ def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
                     break
                 due = start + index / rate
                 time.sleep(max(0.0, due - time.perf_counter()))
+                if time.perf_counter() - last_used > IDLE_RECONNECT_S:
+                    conn.close()  # gunicorn drops keep-alive connections idle for 2 s
                 body, key, context = work.next_request(index)
                 headers = {"Content-Type": "application/json", "Idempotency-Key": key}
                 try:
@@ -414,7 +418,8 @@ def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
                     conn.close()
                     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
                     continue
-                latency = time.perf_counter() - due
+                last_used = time.perf_counter()
+                latency = last_used - due
                 problem = work.check(context, key, body, response.status, answer)
                 if problem:
                     problems.append(problem)
@@ -521,7 +526,7 @@ STAGES = [
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
     ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
     ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
-    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/orm/session.py", "execute"),
+    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/engine/base.py", "exec_driver_sql"),
     ("commit: COMMIT (+ NOTIFY)", "stopapp/db.py", "unit_of_work"),
 ]
 
