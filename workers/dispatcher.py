@@ -33,6 +33,7 @@ import psycopg
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
 
 from stopapp.db import unit_of_work
 from stopapp.reports.services import reports_awaiting_triage, triage_job
@@ -41,8 +42,10 @@ from stopapp.tasks import send_job, send_jobs
 log = logging.getLogger(__name__)
 
 CHANNEL = "report_received"
-# A batch is what has arrived when the first id of it is picked up, at most this many.
+# A batch is what arrives within LINGER_S of its first id, at most BATCH_MAX ids: a few
+# milliseconds of latency buy one Redis round trip for a whole burst.
 BATCH_MAX = 500
+LINGER_S = 0.005
 # Ids already sent, remembered so that one found by the catch-up and notified too is sent once.
 RECENT_MAX = 10_000
 # Ids kept while Redis is down; past this the database is the list (catch-up once it is back).
@@ -87,11 +90,13 @@ class Dispatcher:
             self.conn = None
 
     def _receive(self, timeout_s: float) -> None:
-        """Wait up to `timeout_s` for a notification, then take every one already there."""
+        """Wait up to `timeout_s` for a notification, then take what comes within LINGER_S."""
         assert self.conn is not None
+        got = 0
         for first in self.conn.notifies(timeout=timeout_s, stop_after=1):
             self._add(first.payload)
-        for more in self.conn.notifies(timeout=0, stop_after=BATCH_MAX):
+            got = 1
+        for more in self.conn.notifies(timeout=LINGER_S if got else 0, stop_after=BATCH_MAX):
             self._add(more.payload)
 
     def _add(self, payload: str) -> None:
@@ -139,8 +144,8 @@ class Dispatcher:
     def dispatch_once(self, timeout_s: float = 1.0) -> int:
         """Wait up to `timeout_s` for new reports and queue what arrived (and what is owed).
 
-        Returns how many jobs were sent. Raises RedisError (the ids stay pending) and
-        psycopg.Error (call connect() again: the catch-up then covers the gap).
+        Returns how many jobs were sent. Raises RedisError (the ids stay pending), and
+        psycopg.Error or DBAPIError (call connect() again: the catch-up then covers the gap).
         """
         if self.conn is None:
             self.connect()
@@ -170,7 +175,7 @@ class Dispatcher:
                     "Redis unreachable: %d job(s) pending, retrying in %.1f s",
                     len(self.pending), backoff,
                 )
-            except psycopg.Error as exc:
+            except (psycopg.Error, DBAPIError) as exc:  # its own connection, or the catch-up's
                 backoff = min(BACKOFF_MAX_S, backoff * 2 or 0.2)
                 log.warning("PostgreSQL connection lost (%s); reconnecting", type(exc).__name__)
                 self.close()
