@@ -6,11 +6,23 @@ enough to count requests, useless for finding a reporter in Redis.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import logging
+import math
+import time
 
-from flask import current_app, request
+from flask import after_this_request, current_app, request
 from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from redis.exceptions import RedisError
+from werkzeug.exceptions import TooManyRequests
+
+from stopapp.extensions import redis_client, settings
+
+log = logging.getLogger(__name__)
 
 
 def client_key() -> str:
@@ -36,3 +48,122 @@ def failed_lookup(response) -> bool:
 
 
 limiter = Limiter(key_func=client_key, default_limits=[])
+
+
+# --- one round trip: the submission endpoint's limits -------------------------------------
+
+# Every limit of a request counted in one script call: INCR each fixed-window bucket, start
+# its window (EXPIRE) on its first hit, and return each count with the seconds its window has
+# left. flask-limiter needs a command per limit plus two more for the response headers.
+_HIT_SCRIPT = """
+local answer = {}
+for i, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    local ttl = redis.call('TTL', key)
+    if ttl < 0 then
+        ttl = tonumber(ARGV[i])
+        redis.call('EXPIRE', key, ttl)
+    end
+    answer[2 * i - 1] = count
+    answer[2 * i] = ttl
+end
+return answer
+"""
+# After a failed call, Redis is left alone this long and the counting done in memory.
+REDIS_RETRY_S = 5.0
+
+
+class _AppState:
+    """Per app (so per Redis): the registered script, the memory fallback, the outage clock."""
+
+    def __init__(self) -> None:
+        self.script = redis_client().register_script(_HIT_SCRIPT)
+        self.memory = MemoryStorage()
+        self.redis_down_until = 0.0
+
+
+class SingleTripLimiter:
+    """Fixed-window limits counted in Redis with one script call per request.
+
+    Same contract as flask-limiter's limits on the other endpoints: buckets keyed by
+    `client_key`, 429 with Retry-After over a limit, X-RateLimit-* and Retry-After headers on
+    every answer (taken from the same call), RATELIMIT_ENABLED honoured, and while Redis is
+    unreachable the counting falls back to this process's memory (the request is never refused
+    for want of Redis).
+    """
+
+    def limit(self, setting_name: str):
+        """Decorator for a view: count the request against the limits in `setting_name`."""
+
+        def decorator(view):
+            @functools.wraps(view)
+            def wrapped(*args, **kwargs):
+                if current_app.config.get("RATELIMIT_ENABLED", True):
+                    items = _parsed(getattr(settings(), setting_name))
+                    self._count(items, f"{request.endpoint}:{client_key()}")
+                return view(*args, **kwargs)
+
+            return wrapped
+
+        return decorator
+
+    @staticmethod
+    def _state() -> _AppState:
+        state = current_app.extensions.get("stopapp.single_trip_limiter")
+        if state is None:
+            state = current_app.extensions["stopapp.single_trip_limiter"] = _AppState()
+        return state
+
+    def _count(self, items: tuple[RateLimitItem, ...], bucket: str) -> None:
+        state = self._state()
+        keys = [f"LIMITER/1trip/{bucket}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+                for item in items]
+        answer = None
+        if time.monotonic() >= state.redis_down_until:
+            try:
+                answer = state.script(keys=keys, args=[item.get_expiry() for item in items])
+            except RedisError as exc:
+                state.redis_down_until = time.monotonic() + REDIS_RETRY_S
+                log.warning(
+                    "rate limits counted in memory for %.0f s: Redis unreachable (%s)",
+                    REDIS_RETRY_S, type(exc).__name__,
+                )
+        if answer is not None:
+            counts = [(int(answer[2 * i]), int(answer[2 * i + 1])) for i in range(len(items))]
+        else:  # the same counting in this process's memory
+            counts = []
+            for item, key in zip(items, keys, strict=True):
+                count = state.memory.incr(key, item.get_expiry())
+                left = math.ceil(state.memory.get_expiry(key) - time.time())
+                counts.append((count, max(0, left)))
+        self._respond(items, counts)
+
+    @staticmethod
+    def _respond(items: tuple[RateLimitItem, ...], counts: list[tuple[int, int]]) -> None:
+        """Headers from the tightest limit; 429 once any limit is over."""
+        states = [(item.amount - count, ttl, item) for item, (count, ttl) in zip(
+            items, counts, strict=True)]
+        remaining, ttl, item = min(states, key=lambda state: (state[0], -state[1]))
+        headers = {
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": str(int(time.time()) + ttl),
+            "Retry-After": str(ttl),
+        }
+
+        @after_this_request
+        def add_headers(response):
+            response.headers.update(headers)
+            return response
+
+        if remaining < 0:
+            raise TooManyRequests(f"{item.amount} per {item.multiples} {item.GRANULARITY.name}",
+                                  retry_after=ttl)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text))
+
+
+single_trip_limiter = SingleTripLimiter()

@@ -27,16 +27,21 @@ and of this process (from /proc, over the measured window), and how busy the mac
 PostgreSQL and Redis figures count every client of those servers, so other work on the
 machine shows up in them.
 
+Then an open-loop run: new reports on a fixed arrival schedule at half the rate the intake
+phase reached (median), for --seconds; its p50, p99 and max latency count from when each
+request was due, so queueing behind slow answers is included.
+
 At the end: the rows in `reports` must equal the 201 answers to new keys (nothing lost,
 nothing doubled), every replay must have got the first id back, and the triage queue must
 hold one job per report. Then (--profile N, 300 by default, 0 skips) N submissions run in
 this process through Flask's test client (no gunicorn, no HTTP), timed plain and then under
 cProfile, with their SQL statements and Redis commands counted: where the time goes.
 
-Scratch state only: the database stopapp_bench (rebuilt with postgis and pg_trgm by
-stopapp.dbadmin and the migrations, as the tests do, and dropped at the end) and Redis
-database 13 (flushed at start and end). The gunicorn processes are stopped on exit, Ctrl-C
-and errors included.
+Scratch state only: the database stopapp_bench (BENCH_DATABASE, a stopapp_b* name; rebuilt
+with postgis and pg_trgm by stopapp.dbadmin and the migrations, as the tests do, and dropped
+at the end) and Redis database 13 (BENCH_REDIS_URL; flushed at start and end). The servers
+listen on ports the kernel hands out (its ephemeral range). The gunicorn processes (and the
+dispatcher) are stopped on exit, Ctrl-C and errors included.
 """
 
 from __future__ import annotations
@@ -78,10 +83,12 @@ from bench.baseline_app import TABLE as BASELINE_TABLE  # noqa: E402
 from stopapp.dbadmin import drop_database, recreate_database  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
-BENCH_DB = "stopapp_bench"
+# Scratch names can be moved (several people benchmarking on one PostgreSQL and Redis): the
+# database name must still start with "stopapp_b", so the real ones are never touched.
+BENCH_DB = os.environ.get("BENCH_DATABASE", "stopapp_bench")
 DATABASE_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}"
 PLAIN_DSN = make_url(DATABASE_URL).set(drivername="postgresql").render_as_string(False)
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 # The repository's gunicorn.conf.py (what `gunicorn wsgi:app` reads in production: access log
 # and all) is given to both servers, so that they differ only in the app they serve.
 GUNICORN_CONFIG = REPO / "gunicorn.conf.py"
@@ -93,13 +100,15 @@ INTAKE_PATH = "/api/v1/reports"
 BASELINE_PATH = "/reports"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 NON_2XX_SHOWN = 5
+OPEN_LOOP_P99_TARGET_MS = 100
+IDLE_RECONNECT_S = 1.5
 
 
 def _scratch_only(dsn: str) -> None:
     """Refuse to touch any database but the scratch one (never stopapp or stopapp_test*)."""
     name = make_url(dsn).database
-    if name != BENCH_DB:
-        raise SystemExit(f"refusing to use database {name!r}: only {BENCH_DB!r} is scratch")
+    if name != BENCH_DB or not name.startswith("stopapp_b"):
+        raise SystemExit(f"refusing to use database {name!r}: only stopapp_b* names are scratch")
 
 
 # --- the scratch services -------------------------------------------------------------------
@@ -158,9 +167,17 @@ class Server:
     cwd: Path
     env: dict
     ready_path: str
+    # Processes that serve with it (the real app's dispatcher), each in a session of its own.
+    companions: list[list[str]] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen | None = None
     log: Path | None = None
+    helpers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> set[int]:
+        """Session ids of its processes, whose CPU counts as the app's."""
+        return {p.pid for p in [self.process, *self.helpers] if p is not None}
 
     @property
     def command(self) -> list[str]:
@@ -175,6 +192,11 @@ class Server:
                 self.command, cwd=self.cwd, env={**os.environ, **self.env},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+            for command in self.companions:
+                self.helpers.append(subprocess.Popen(
+                    command, cwd=self.cwd, env={**os.environ, **self.env},
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -194,20 +216,21 @@ class Server:
 
     def stop(self) -> None:
         """TERM the master (it stops its workers), then KILL this server's group if need be."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        for process in [self.process, *self.helpers]:
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
 
 
 # --- CPU accounting from /proc --------------------------------------------------------------
 
 
-def cpu_snapshot(server_session: int) -> dict[str, float]:
+def cpu_snapshot(server_sessions: set[int]) -> dict[str, float]:
     """CPU ms used so far by the server's processes, PostgreSQL, Redis, this process; and
     the machine's busy and total ms."""
     used = {"app": 0.0, "postgres": 0.0, "redis": 0.0, "loadgen": 0.0}
@@ -225,7 +248,7 @@ def cpu_snapshot(server_session: int) -> dict[str, float]:
         session, ticks = int(rest[3]), int(rest[11]) + int(rest[12])
         if int(entry.name) == me:
             used["loadgen"] += ticks * TICK_MS
-        elif session == server_session:
+        elif session in server_sessions:
             used["app"] += ticks * TICK_MS
         elif comm == "postgres":
             used["postgres"] += ticks * TICK_MS
@@ -262,6 +285,7 @@ class PhaseResult:
     non_2xx: list[str] = field(default_factory=list)
     cpu_ms: dict[str, float] = field(default_factory=dict)
     busy: float = 0.0
+    max_ms: float = math.nan
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -330,11 +354,11 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
         for thread in threads:
             thread.start()
         time.sleep(max(0.0, warm_end - time.perf_counter()))
-        before = cpu_snapshot(server.process.pid)
+        before = cpu_snapshot(server.sessions)
         for thread in threads:
             thread.join()
         ended = time.perf_counter()
-        after = cpu_snapshot(server.process.pid)
+        after = cpu_snapshot(server.sessions)
     finally:
         stop.set()
     measured = sorted(lat for t0, lat in samples if t0 >= warm_end)
@@ -349,6 +373,83 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
         non_2xx=non_2xx,
         cpu_ms=cpu,
         busy=(after["busy"] - before["busy"]) / max(1.0, after["total"] - before["total"]),
+    )
+
+
+def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
+                  senders: int = 48) -> PhaseResult:
+    """Requests on a fixed arrival schedule (request i due at start + i / rate), for `seconds`.
+
+    Unlike the closed-loop clients, a slow answer does not slow the arrivals: latency is
+    counted from when a request was due, so waiting for a free sender counts too (no
+    coordinated omission). `senders` threads with keep-alive connections send them.
+    """
+    total = int(rate * seconds)
+    lock = threading.Lock()
+    next_index = 0
+    latencies: list[float] = []
+    problems: list[str] = []
+    start = time.perf_counter() + 0.2
+
+    def sender() -> None:
+        nonlocal next_index
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        mine: list[float] = []
+        last_used = time.perf_counter()
+        try:
+            while True:
+                with lock:
+                    index = next_index
+                    next_index += 1
+                if index >= total:
+                    break
+                due = start + index / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                if time.perf_counter() - last_used > IDLE_RECONNECT_S:
+                    conn.close()  # gunicorn drops keep-alive connections idle for 2 s
+                body, key, context = work.next_request(index)
+                headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+                try:
+                    conn.request("POST", work.path, body, headers)
+                    response = conn.getresponse()
+                    answer = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    problems.append(f"{work.name}: transport error {exc!r}")
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                    continue
+                last_used = time.perf_counter()
+                latency = last_used - due
+                problem = work.check(context, key, body, response.status, answer)
+                if problem:
+                    problems.append(problem)
+                else:
+                    mine.append(latency)
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    before = cpu_snapshot(server.sessions)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    window = time.perf_counter() - start
+    after = cpu_snapshot(server.sessions)
+    measured = sorted(latencies)
+    counted = len(measured) or 1
+    return PhaseResult(
+        rps=len(measured) / window,
+        p50_ms=percentile(measured, 0.50) * 1000,
+        p99_ms=percentile(measured, 0.99) * 1000,
+        measured=len(measured),
+        non_2xx=problems,
+        cpu_ms={k: (after[k] - before[k]) / counted
+                for k in ("app", "postgres", "redis", "loadgen")},
+        busy=(after["busy"] - before["busy"]) / max(1.0, after["total"] - before["total"]),
+        max_ms=(measured[-1] * 1000) if measured else math.nan,
     )
 
 
@@ -420,15 +521,13 @@ def workloads(bodies: list[bytes], ledger: Ledger) -> dict[str, Workload]:
 
 # Where a submission's time goes: (label, file, function) of the profile, cumulative time.
 STAGES = [
-    ("rate limit: check (Redis)", "flask_limiter/_extension.py", "_check_request_limit"),
-    ("rate limit: response headers (Redis)", "flask_limiter/_extension.py", "__inject_headers"),
+    ("rate limit: count + headers (1 Redis call)", "api/ratelimit.py", "_count"),
     ("read JSON + marshmallow load", "api/parsing.py", "load_body"),
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
     ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
     ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
-    ("  SQL: nextval, INSERT ... ON CONFLICT", "sqlalchemy/orm/session.py", "execute"),
-    ("commit: COMMIT + after-commit hooks", "stopapp/db.py", "unit_of_work"),
-    ("  queue the triage job (RQ)", "stopapp/tasks.py", "send_job"),
+    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/engine/base.py", "exec_driver_sql"),
+    ("commit: COMMIT (+ NOTIFY)", "stopapp/db.py", "unit_of_work"),
 ]
 
 
@@ -508,11 +607,9 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
     total = cumulative("flask/app.py", "wsgi_app")
     costs = [(label, cumulative(path, function)) for label, path, function in STAGES]
     top = {label: ms for label, ms in costs if not label.startswith(" ")}
-    inside = {label: ms for label, ms in costs if label.startswith(" ")}
-    submit_ms, commit_ms = top["submit_report"], top["commit: COMMIT + after-commit hooks"]
-    costs.insert(7, ("  the rest (fingerprint, receipt, building the row)",
-                     submit_ms - sum(ms for label, ms in costs[4:7])))
-    costs.append(("  COMMIT itself", commit_ms - inside["  queue the triage job (RQ)"]))
+    submit_ms = top["submit_report"]
+    costs.insert(6, ("  the rest (fingerprint, receipt, parameters)",
+                     submit_ms - sum(ms for label, ms in costs[3:6])))
     costs.append(("the rest: Flask, flask-restx, Werkzeug, dump", total - sum(top.values())))
     print(f"  under cProfile (wall time, inflated by the profiler: read the shares), "
           f"{total:.2f} ms per request in wsgi_app:")
@@ -526,6 +623,20 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------
+
+
+def wait_for_dispatcher(timeout_s: float = 30) -> float:
+    """Seconds until the triage queue holds a job per report (or timeout_s)."""
+    started = time.monotonic()
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        while time.monotonic() - started < timeout_s:
+            if redis.llen("rq:queue:triage") >= scalar("SELECT count(*) FROM reports"):
+                break
+            time.sleep(0.1)
+    finally:
+        redis.close()
+    return time.monotonic() - started
 
 
 def git_state() -> str:
@@ -575,7 +686,7 @@ def main() -> int:
         "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
         "RATELIMIT_REPORTS": "1000000/minute", "RATELIMIT_ENABLED": "1",
         "MEDIA_ROOT": str(logdir / "media"),
-    }, "/readyz")
+    }, "/readyz", companions=[[sys.executable, "-m", "workers.dispatcher"]])
     baseline = Server("baseline", "baseline_app:app", REPO / "bench",
                       {"BENCH_BASELINE_DSN": PLAIN_DSN}, "/healthz")
     servers = {"baseline": baseline, "intake": subject, "replay": subject}
@@ -611,6 +722,20 @@ def main() -> int:
                     print(f"    {line}")
                 if result.non_2xx:
                     failures.append(f"{len(result.non_2xx)} failed answers in {name}")
+        # Open loop at half the rate new reports reached: the latency a reporter sees when the
+        # service is busy but not saturated.
+        open_rate = 0.5 * summary(results["intake"])[0]
+        opened = run_open_loop(subject, work["intake"], open_rate, args.seconds)
+        print(f"  open loop: {open_rate:.0f} new reports/s due for {args.seconds:g} s: "
+              f"{opened.measured} answered 201, p50 {opened.p50_ms:.1f} ms, "
+              f"p99 {opened.p99_ms:.1f} ms (target <= {OPEN_LOOP_P99_TARGET_MS} ms), "
+              f"max {opened.max_ms:.1f} ms, {len(opened.non_2xx)} failed; "
+              f"machine busy {opened.busy:.0%}", flush=True)
+        for line in opened.non_2xx[:NON_2XX_SHOWN]:
+            print(f"    {line}")
+        if opened.non_2xx:
+            failures.append(f"{len(opened.non_2xx)} failed answers in the open loop")
+        drained = wait_for_dispatcher()
         for server in (baseline, subject):
             server.stop()
 
@@ -639,7 +764,8 @@ def main() -> int:
         bad_replays = sum(len(r.non_2xx) for r in results["replay"])
         ok = rows == len(ledger.stored) == len(ids) == jobs and not bad_replays
         print(f"check: {rows} rows in reports, {len(ledger.stored)} answers 201 to new keys "
-              f"({len(ids)} distinct ids), {jobs} triage jobs queued; "
+              f"({len(ids)} distinct ids), {jobs} triage jobs queued by the dispatcher "
+              f"({drained:.1f} s after the last request); "
               f"{ledger.replays_ok} replays answered with the first id, {bad_replays} not"
               f" -> {'OK, nothing lost, nothing doubled' if ok else 'MISMATCH'}"
               f" (baseline table: {baseline_rows} rows)")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serves everything on 127.0.0.1 until Ctrl-C: the API and web queue (gunicorn, port 5000), an
-# RQ worker with its scheduler, the periodic jobs (rq cron), and a mail sink (port 8025) that
+# RQ worker with its scheduler, the dispatcher that queues new reports' triage jobs, the
+# periodic jobs (rq cron), and a mail sink (port 8025) that
 # keeps mail under var/mail/. Called by `make run` after set-up, migrations and the demo seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,15 @@ stop() {
 trap stop INT TERM EXIT
 
 $BIN/python -m scripts.mailsink --port "$SMTP_PORT" --dir var/mail & pids+=($!)
-$BIN/python -m workers.worker & pids+=($!)
+# Triage jobs are small and many: workers that run them without forking keep up with a burst
+# of reports (one such worker does about 15-20 a second on the 2-core development machine,
+# most of it RQ's own bookkeeping); photos and maintenance keep a forking worker (a crash
+# stays in the fork).
+for _ in $(seq "${TRIAGE_WORKERS:-2}"); do
+  $BIN/python -m workers.worker --simple triage & pids+=($!)
+done
+$BIN/python -m workers.worker media maintenance & pids+=($!)
+$BIN/python -m workers.dispatcher & pids+=($!)
 $BIN/rq cron --url "$REDIS_URL" workers.cron & pids+=($!)
 BIND="127.0.0.1:$PORT" $BIN/gunicorn wsgi:app & pids+=($!)
 

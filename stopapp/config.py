@@ -83,6 +83,9 @@ class Config:
     # How long after an upload a retry of it is still recognised; past it the upload's digest
     # and idempotency key are erased, and a retry makes a new photo.
     PHOTO_RETRY_WINDOW_S: int = 24 * 3600
+    # Pixels a web process decodes at once to check uploads (about 4 bytes each while held);
+    # further uploads wait for their turn. One photo of the largest size at a time by default.
+    UPLOAD_DECODE_PIXELS: int = 60_000_000
     # A report still `received` this long after it was stored is queued again by the reconciler.
     RECONCILE_AFTER_S: int = 60
     # argon2id cost for staff passwords (argon2-cffi's defaults, about 100 ms a hash here).

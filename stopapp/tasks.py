@@ -60,18 +60,43 @@ def send_job(connection: Redis, spec: JobSpec, *, skip_if_live: bool = True) -> 
             existing = None
         if existing is not None and existing.get_status(refresh=False) in _LIVE:
             return False
-    Queue(spec.queue, connection=connection).enqueue(
-        spec.func,
-        args=spec.args,
-        job_id=spec.job_id,
-        job_timeout=spec.timeout_s,
-        retry=Retry(max=len(spec.retry_intervals_s), interval=list(spec.retry_intervals_s))
-        if spec.retry_intervals_s
-        else None,
-        failure_ttl=7 * 24 * 3600,
-        result_ttl=3600,
-    )
+    send_jobs(connection, [spec])
     return True
+
+
+def send_jobs(connection: Redis, specs: list[JobSpec]) -> None:
+    """Queue `specs` now, all in one pipeline: one round trip to Redis for the whole batch.
+
+    Meant for jobs of which no live copy exists (a job sent twice would run twice: harmless,
+    as every job is safe to run twice, but wasted). Raises redis.exceptions.RedisError when
+    Redis cannot be reached; then none or all of the batch is queued (MULTI/EXEC).
+    """
+    by_queue: dict[str, list[JobSpec]] = {}
+    for spec in specs:
+        by_queue.setdefault(spec.queue, []).append(spec)
+    with connection.pipeline() as pipe:
+        for name, group in by_queue.items():
+            Queue(name, connection=connection).enqueue_many(
+                [
+                    Queue.prepare_data(
+                        spec.func,
+                        args=spec.args,
+                        job_id=spec.job_id,
+                        timeout=spec.timeout_s,
+                        retry=Retry(
+                            max=len(spec.retry_intervals_s), interval=list(spec.retry_intervals_s)
+                        )
+                        if spec.retry_intervals_s
+                        else None,
+                        failure_ttl=7 * 24 * 3600,
+                        result_ttl=3600,
+                        meta=spec.meta or None,
+                    )
+                    for spec in group
+                ],
+                pipeline=pipe,
+            )
+        pipe.execute()
 
 
 def enqueue_after_commit(session: Session, connection: Redis, spec: JobSpec) -> None:

@@ -69,3 +69,45 @@ def test_limiter_fails_open_when_redis_is_down(make_app):
     # A reporter must never be refused because the rate-limit store is unreachable.
     client = make_app(REDIS_URL=DEAD_REDIS_URL, RATELIMIT_REPORTS="5/minute").test_client()
     assert submit(client).status_code == 201
+
+
+def test_submission_answers_carry_the_limit_headers(make_app):
+    client = make_app(RATELIMIT_REPORTS="3/minute;100/hour").test_client()
+    first, second = submit(client), submit(client)
+    assert first.headers["X-RateLimit-Limit"] == "3"  # the tightest limit
+    assert first.headers["X-RateLimit-Remaining"] == "2"
+    assert second.headers["X-RateLimit-Remaining"] == "1"
+    assert 0 < int(first.headers["Retry-After"]) <= 60
+    submit(client)
+    refused = submit(client)
+    assert_problem(refused, 429)
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def test_limits_still_count_in_memory_while_redis_is_down(make_app):
+    client = make_app(REDIS_URL=DEAD_REDIS_URL, RATELIMIT_REPORTS="2/minute").test_client()
+    assert submit(client).status_code == 201
+    assert submit(client).status_code == 201
+    assert_problem(submit(client), 429)
+
+
+def test_submission_costs_one_redis_command(make_app, redis_conn, monkeypatch):
+    # Counting (every limit) and the headers come from one script call; the triage job is
+    # queued by the dispatcher, not by the request.
+    app = make_app(RATELIMIT_REPORTS="5/minute;50/hour")
+    client = app.test_client()
+    submit(client)  # the first call also loads the script into Redis
+    connection = app.extensions["stopapp.redis"]
+    sent: list[str] = []
+    real = connection.execute_command
+
+    def counted(*args, **options):
+        sent.append(str(args[0]))
+        return real(*args, **options)
+
+    monkeypatch.setattr(connection, "execute_command", counted)
+    assert submit(client).headers["X-RateLimit-Remaining"] == "3"
+    assert sent == ["EVALSHA"]
+    keys = redis_conn.keys("LIMITER/1trip/*")
+    assert len(keys) == 2 and all(redis_conn.ttl(k) > 0 for k in keys)

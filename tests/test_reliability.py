@@ -16,6 +16,7 @@ from stopapp.models import Report
 from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
 from tests.helpers import counts
 from workers import jobs
+from workers.dispatcher import Dispatcher
 
 
 def run_worker_burst(database_url: str, timeout_s: int = 120) -> subprocess.CompletedProcess:
@@ -27,6 +28,15 @@ def run_worker_burst(database_url: str, timeout_s: int = 120) -> subprocess.Comp
     )
 
 
+def run_dispatcher_burst(database_url: str) -> subprocess.CompletedProcess:
+    """A real dispatcher process that queues what is owed, then exits."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL}
+    return subprocess.run(
+        [sys.executable, "-m", "workers.dispatcher", "--burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+
+
 def report_state(app, report_id: str) -> str:
     with app.app_context():
         db.session.expire_all()
@@ -34,6 +44,9 @@ def report_state(app, report_id: str) -> str:
 
 
 def test_twenty_concurrent_requests_with_one_key_make_one_report(committed_app, redis_conn):
+    dispatcher = Dispatcher(committed_app, redis_conn)
+    dispatcher.connect()
+    dispatcher.dispatch_once(timeout_s=0)
     key = new_key()
     barrier = threading.Barrier(20)
     answers = []
@@ -54,6 +67,8 @@ def test_twenty_concurrent_requests_with_one_key_make_one_report(committed_app, 
     assert len({(body["id"], body["receipt"]) for _, body in answers}) == 1
     with committed_app.app_context():
         assert counts()["reports"] == 1
+    assert dispatcher.dispatch_once(timeout_s=1) == 1
+    dispatcher.close()
     assert redis_conn.llen("rq:queue:triage") == 1
 
 
@@ -97,6 +112,7 @@ def test_triage_job_moves_report_into_the_queue_with_priority(app, client):
 
 def test_real_worker_process_runs_the_triage_job(committed_app, migrated_database):
     body = submit(committed_app.test_client()).get_json()
+    run_dispatcher_burst(migrated_database)
     run_worker_burst(migrated_database)
     assert report_state(committed_app, body["id"]) == "new"
 

@@ -62,6 +62,11 @@ _STATUS_BY_CODE = {
     "empty": 422,
 }
 
+# The display copy's long side: at most DISPLAY_MAX_PX; a JPEG larger than DISPLAY_MIN_PX
+# comes out between the two, at the size its decoder reaches by DCT scaling (see process_image).
+DISPLAY_MAX_PX = 2048
+DISPLAY_MIN_PX = 1600
+THUMB_MAX_PX = 320
 DISPLAY_QUALITY = 85
 THUMB_QUALITY = 80
 _WHITE = (255, 255, 255)
@@ -443,13 +448,49 @@ def _load(im: ImageFile.ImageFile) -> None:
         raise ImageRejected("truncated", "the file ends before the image data does")
 
 
-def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) -> ImageInfo:
+class PixelBudget:
+    """A cap on the pixels being decoded at once in a process; later decodes wait their turn.
+
+    A decoded PNG of 60 megapixels holds about 240 MB: a web worker checking several large
+    uploads at once would otherwise hold one such bitmap per thread. A decode bigger than the
+    whole budget runs alone. Fair enough for uploads: waiters are woken in no set order, but
+    each decode is short.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        if pixels < 1:
+            raise ValueError("a pixel budget must be positive")
+        self.pixels = pixels
+        self._in_use = 0
+        self._available = threading.Condition()
+
+    @contextmanager
+    def reserved(self, pixels: int) -> Iterator[None]:
+        """Hold `pixels` of the budget (at most all of it) for the block."""
+        need = min(pixels, self.pixels)
+        with self._available:
+            self._available.wait_for(lambda: self._in_use + need <= self.pixels)
+            self._in_use += need
+        try:
+            yield
+        finally:
+            with self._available:
+                self._in_use -= need
+                self._available.notify_all()
+
+
+def validate_upload(
+    path: str | os.PathLike[str],
+    max_pixels: int = 60_000_000,
+    budget: PixelBudget | None = None,
+) -> ImageInfo:
     """Check that `path` holds a whole, decodable photo of an accepted format and size.
 
     The pixel count is checked from the header before any decoding, and a WebP or HEIF file
     must be as long as its container declares (libheif would otherwise paint a cut HEIC's
     missing tiles green and call it a success). Then the image is decoded for real (a JPEG at
-    1/8 scale, which still reads every byte of its entropy-coded data).
+    1/8 scale, which still reads every byte of its entropy-coded data), within `budget` when
+    one is given: the decode waits until its pixels fit in it.
 
     Raises ImageRejected with code "empty", "unsupported_type" (status 415),
     "too_many_pixels", "decompression_bomb", "truncated" or "undecodable" (status 422), and
@@ -460,7 +501,11 @@ def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) 
         if fmt == "jpeg":
             # The smallest DCT scale: same entropy decoding, an eighth of the pixels to produce.
             im.draft("L", (max(1, width // 8), max(1, height // 8)))
-        _load(im)
+        if budget is None:
+            _load(im)
+        else:
+            with budget.reserved(im.width * im.height):  # the size after draft: what is decoded
+                _load(im)
         return ImageInfo(format=fmt, width=width, height=height)
 
 
@@ -471,29 +516,41 @@ def validate_upload(path: str | os.PathLike[str], max_pixels: int = 60_000_000) 
 def process_image(
     path: str | os.PathLike[str],
     max_pixels: int = 60_000_000,
-    display_max_px: int = 2048,
-    thumb_max_px: int = 320,
+    display_max_px: int = DISPLAY_MAX_PX,
+    thumb_max_px: int = THUMB_MAX_PX,
+    display_min_px: int = DISPLAY_MIN_PX,
 ) -> ProcessedImage:
     """Re-validate a photo, read its GPS and capture time, and rebuild it as two bare JPEGs.
 
     The display copy's long side is at most `display_max_px`, the thumbnail's at most
-    `thumb_max_px` (never upscaled). EXIF orientation is applied (for HEIF the decoder has
-    already applied the container's rotation). Only the first frame is kept: MPO second views,
-    HEIF depth and auxiliary images and animation frames are dropped. The copies hold no EXIF,
+    `thumb_max_px` (never upscaled); the thumbnail is made from the display copy. A JPEG is
+    decoded at the smallest DCT scale (1/8, 1/4, 1/2) whose long side still reaches
+    `display_min_px` (capped at `display_max_px`), and that decode is the display copy as it
+    comes when it fits: a 4000x3000 photo becomes 2000x1500 without a full-size decode or any
+    resampling. Other formats have no such scaling and are fitted to `display_max_px`.
+
+    EXIF orientation is applied (for HEIF the decoder has already applied the container's
+    rotation). Only the first frame is kept: MPO second views, HEIF depth and auxiliary images
+    and animation frames are dropped. The copies hold no EXIF,
     GPS, XMP, IPTC, ICC profile, comment, thumbnail or text chunk.
 
     Raises ImageRejected with the same codes as `validate_upload`, and nothing else for any
     content of the file; OSError if `path` cannot be opened; ValueError if a size limit is not
     positive.
     """
-    if display_max_px < 1 or thumb_max_px < 1:
+    if display_max_px < 1 or thumb_max_px < 1 or display_min_px < 1:
         raise ValueError("size limits must be positive")
     with _opened(path, max_pixels) as (im, fmt):
+        if fmt == "jpeg":
+            # libjpeg scales while it decodes (only 1/8 of the IDCT work at 1/8): the cheapest
+            # pixels there are. Never for HEIF: pillow-heif's draft hands back an embedded
+            # thumbnail instead.
+            scale = _dct_scale(im.size, min(display_min_px, display_max_px))
+            if scale > 1:
+                # draft() picks the largest scale whose result is at least the size asked for,
+                # and sets im.size to the scaled (rounded up) size.
+                im.draft(None, (im.width // scale, im.height // scale))
         target = _fit(im.size, display_max_px)
-        if fmt == "jpeg" and target[0] * 2 <= im.width and target[1] * 2 <= im.height:
-            # DCT scaling makes the decode itself cheaper; it only pays from half size down.
-            # Never for HEIF: pillow-heif would hand back an embedded thumbnail instead.
-            im.draft(None, target)
         _load(im)
         exif = _read_exif(im)
         gps = extract_gps(exif)
@@ -515,6 +572,18 @@ def process_image(
         gps=gps,
         captured_at=captured_at,
     )
+
+
+def _dct_scale(size: tuple[int, int], min_px: int) -> int:
+    """The largest JPEG DCT reduction (8, 4, 2, else 1) whose long side still reaches `min_px`.
+
+    A side of n pixels decodes to ceil(n / scale) pixels at that scale.
+    """
+    long_side, short_side = max(size), min(size)
+    for scale in (8, 4, 2):
+        if -(-long_side // scale) >= min_px and short_side >= scale:
+            return scale
+    return 1
 
 
 def _fit(size: tuple[int, int], max_px: int) -> tuple[int, int]:

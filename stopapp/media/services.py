@@ -36,7 +36,7 @@ from stopapp.errors import (
     ValidationError,
 )
 from stopapp.extensions import db, redis_client, settings
-from stopapp.media.imaging import ImageRejected, process_image, validate_upload
+from stopapp.media.imaging import ImageRejected, PixelBudget, process_image, validate_upload
 from stopapp.media.models import Photo
 from stopapp.media.phash import keyed, perceptual_hash
 from stopapp.media.storage import LocalStorage, QuarantineTooLarge, Storage
@@ -66,6 +66,12 @@ def _local_storage(root: str, digest_key: str) -> LocalStorage:
     # happen again on every upload and every job.
     address_key = hmac.new(digest_key.encode(), b"media-address", hashlib.sha256).digest()
     return LocalStorage(root, address_key)
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_budget(pixels: int) -> PixelBudget:
+    # One per process (and setting): it bounds what this process's threads decode at once.
+    return PixelBudget(pixels)
 
 
 def process_job(photo_id: uuid.UUID) -> JobSpec:
@@ -186,7 +192,11 @@ def _record(
     if kept >= config.MAX_PHOTOS_PER_REPORT:
         raise ConflictError(f"A report may have at most {config.MAX_PHOTOS_PER_REPORT} photos.")
     try:
-        validate_upload(store.quarantine_path(key), max_pixels=config.MAX_PHOTO_PIXELS)
+        validate_upload(
+            store.quarantine_path(key),
+            max_pixels=config.MAX_PHOTO_PIXELS,
+            budget=_decode_budget(config.UPLOAD_DECODE_PIXELS),
+        )
     except ImageRejected as exc:
         raise _rejection(exc) from exc
 

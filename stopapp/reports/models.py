@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -55,7 +56,10 @@ class Report(db.Model):
     __tablename__ = "reports"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    reference: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    # report_reference() (migration i9_intake) draws the next number of report_reference_seq.
+    reference: Mapped[str] = mapped_column(
+        String(20), unique=True, nullable=False, server_default=text("report_reference()")
+    )
     # Hashes only: the raw key and the receipt never reach the database.
     idempotency_key_hash: Mapped[bytes] = mapped_column(
         LargeBinary(32), unique=True, nullable=False

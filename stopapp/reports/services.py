@@ -12,19 +12,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from geoalchemy2.elements import WKTElement
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import literal, select
 
-from stopapp.constants import REPORTER_STATUS, SRID, MessageSender, ReportState
+from stopapp.constants import REPORTER_STATUS, MessageSender, ReportState
 from stopapp.errors import IdempotencyMismatchError, NotFoundError, ValidationError
-from stopapp.extensions import db, redis_client, settings
+from stopapp.extensions import db, settings
 from stopapp.media.models import Photo
 from stopapp.reports.models import (
     ExploitationType,
     Report,
     ReportMessage,
-    report_reference_seq,
     utcnow,
 )
 from stopapp.security import (
@@ -35,7 +32,7 @@ from stopapp.security import (
     receipt_matches,
     sha256,
 )
-from stopapp.tasks import QUEUE_TRIAGE, JobSpec, enqueue_after_commit
+from stopapp.tasks import QUEUE_TRIAGE, JobSpec
 
 DEFAULT_TYPES = ["unknown"]
 
@@ -119,12 +116,6 @@ def _check_types(codes: list[str]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def _point(location: dict | None) -> WKTElement | None:
-    if location is None:
-        return None
-    return WKTElement(f"POINT({location['lon']!r} {location['lat']!r})", srid=SRID)
-
-
 def _encrypted_contact(contact: dict | None) -> bytes | None:
     """Contact details are kept only with explicit consent, and only encrypted."""
     if not contact or contact.get("consent_to_contact") is not True:
@@ -135,31 +126,66 @@ def _encrypted_contact(contact: dict | None) -> bytes | None:
     return ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt(details)
 
 
-def _replay(key_hash: bytes, fingerprint: bytes, idempotency_key: uuid.UUID) -> Submission:
-    existing = db.session.execute(
-        select(Report.id, Report.reference, Report.created_at, Report.request_hash).where(
-            Report.idempotency_key_hash == key_hash
+# One statement per submission, sent to psycopg as it is (no SQLAlchemy compilation; psycopg
+# prepares it on the server after a few uses). A retry finds its row through the unique index
+# on the key hash and inserts nothing. A new report is inserted with its reference drawn by
+# the column default (report_reference(), migration i9_intake), and the table's trigger
+# notifies the dispatcher (workers/dispatcher.py), which queues the triage job once the
+# transaction has committed. A concurrent first request with the same key makes the INSERT
+# wait for it and then do nothing; the statement then returns no row, as its snapshot is
+# older than that commit, and a second SELECT finds the row.
+_SUBMIT = """
+    WITH existing AS (
+        SELECT id, reference, created_at, request_hash, false AS created
+        FROM reports WHERE idempotency_key_hash = %(key_hash)s
+    ), inserted AS (
+        INSERT INTO reports (
+            id, idempotency_key_hash, request_hash, receipt_hash, description,
+            exploitation_types, location, location_accuracy_m, location_source, place,
+            occurred_at, occurred_precision, ongoing, people, vehicles, language,
+            app_platform, app_version, contact_encrypted, state, version
         )
-    ).one()
-    if existing.request_hash != fingerprint:
+        SELECT
+            %(id)s::uuid, %(key_hash)s, %(request_hash)s, %(receipt_hash)s, %(description)s,
+            %(exploitation_types)s::varchar(64)[],
+            ST_SetSRID(ST_MakePoint(%(lon)s::float8, %(lat)s::float8), 4326)::geography,
+            %(location_accuracy_m)s::float8, %(location_source)s, %(place)s,
+            %(occurred_at)s::timestamptz, %(occurred_precision)s, %(ongoing)s::boolean,
+            %(people)s::jsonb, %(vehicles)s::jsonb, %(language)s,
+            %(app_platform)s, %(app_version)s, %(contact_encrypted)s::bytea, %(state)s, 1
+        WHERE NOT EXISTS (SELECT FROM existing)
+        ON CONFLICT (idempotency_key_hash) DO NOTHING
+        RETURNING id, reference, created_at, request_hash, true AS created
+    )
+    SELECT * FROM inserted UNION ALL SELECT * FROM existing
+"""
+
+
+def _json_or_none(value: object) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _answer(row, fingerprint: bytes, receipt: str) -> Submission:  # noqa: ANN001 - a Row
+    """The Submission for a stored row; a replay must repeat the body of the first request."""
+    if row.request_hash != fingerprint:
         raise IdempotencyMismatchError(
             "This Idempotency-Key was already used for a different report.",
             errors={"Idempotency-Key": ["Already used with a different body."]},
         )
     return Submission(
-        report_id=existing.id,
-        reference=existing.reference,
-        created_at=existing.created_at,
-        receipt=derive_receipt(settings().RECEIPT_KEY, idempotency_key),
-        created=False,
+        report_id=row.id,
+        reference=row.reference,
+        created_at=row.created_at,
+        receipt=receipt,
+        created=row.created,
     )
 
 
 def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     """Store a new report, or return the first answer for a retried submission.
 
-    `fields` is the validated request body (see api/schemas.py). The triage job is queued only
-    after the caller's unit of work commits.
+    `fields` is the validated request body (see api/schemas.py). The triage job is queued by
+    the dispatcher once the caller's unit of work commits; nothing here talks to Redis.
 
     Raises ValidationError for unknown exploitation types and IdempotencyMismatchError when the
     key was used before with a different body.
@@ -167,53 +193,44 @@ def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     key_hash = idempotency_key_hash(idempotency_key)
     fingerprint = _request_fingerprint(fields)
     types = _check_types(fields.get("exploitation_types") or DEFAULT_TYPES)
-    config = settings()
-    receipt = derive_receipt(config.RECEIPT_KEY, idempotency_key)
-    location = fields.get("location")
+    receipt = derive_receipt(settings().RECEIPT_KEY, idempotency_key)
+    location = fields.get("location") or {}
     app_info = fields.get("app") or {}
     session = db.session()
-    number = session.scalar(select(report_reference_seq.next_value()))
-    # One statement decides between a new report and a retry: a concurrent request with the
-    # same key makes this INSERT wait for it, then do nothing, and the retry path answers.
-    inserted = session.execute(
-        insert(Report)
-        .values(
-            reference=f"R-{utcnow().year}-{number:06d}",
-            idempotency_key_hash=key_hash,
-            request_hash=fingerprint,
-            receipt_hash=receipt_hash(receipt),
-            description=fields["description"],
-            exploitation_types=types,
-            location=_point(location),
-            location_accuracy_m=location.get("accuracy_m") if location else None,
-            location_source=location.get("source") if location else None,
-            place=fields.get("place"),
-            occurred_at=fields.get("occurred_at"),
-            occurred_precision=fields.get("occurred_precision") or "unknown",
-            ongoing=bool(fields.get("ongoing")),
-            people=fields.get("people"),
-            vehicles=fields.get("vehicles"),
-            language=fields.get("language"),
-            app_platform=app_info.get("platform"),
-            app_version=app_info.get("version"),
-            contact_encrypted=_encrypted_contact(fields.get("contact")),
-            state=ReportState.RECEIVED.value,
-            version=1,
-        )
-        .on_conflict_do_nothing(index_elements=[Report.idempotency_key_hash])
-        .returning(Report.id, Report.reference, Report.created_at)
+    row = session.connection().exec_driver_sql(
+        _SUBMIT,
+        {
+            "id": uuid.uuid4(),
+            "key_hash": key_hash,
+            "request_hash": fingerprint,
+            "receipt_hash": receipt_hash(receipt),
+            "description": fields["description"],
+            "exploitation_types": types,
+            "lon": location.get("lon"),
+            "lat": location.get("lat"),
+            "location_accuracy_m": location.get("accuracy_m"),
+            "location_source": location.get("source"),
+            "place": fields.get("place"),
+            "occurred_at": fields.get("occurred_at"),
+            "occurred_precision": fields.get("occurred_precision") or "unknown",
+            "ongoing": bool(fields.get("ongoing")),
+            "people": _json_or_none(fields.get("people")),
+            "vehicles": _json_or_none(fields.get("vehicles")),
+            "language": fields.get("language"),
+            "app_platform": app_info.get("platform"),
+            "app_version": app_info.get("version"),
+            "contact_encrypted": _encrypted_contact(fields.get("contact")),
+            "state": ReportState.RECEIVED.value,
+        },
     ).one_or_none()
-    if inserted is None:
-        return _replay(key_hash, fingerprint, idempotency_key)
-
-    enqueue_after_commit(session, redis_client(), triage_job(inserted.id))
-    return Submission(
-        report_id=inserted.id,
-        reference=inserted.reference,
-        created_at=inserted.created_at,
-        receipt=receipt,
-        created=True,
-    )
+    if row is None:  # a concurrent first request with this key committed meanwhile
+        row = session.execute(
+            select(
+                Report.id, Report.reference, Report.created_at, Report.request_hash,
+                literal(False).label("created"),
+            ).where(Report.idempotency_key_hash == key_hash)
+        ).one()
+    return _answer(row, fingerprint, receipt)
 
 
 def report_for_reporter(report_id: uuid.UUID, receipt: str | None) -> Report:

@@ -4,6 +4,7 @@ import io
 import math
 import pickle
 import struct
+import threading
 import time
 import warnings
 import zlib
@@ -21,6 +22,7 @@ from stopapp.media.imaging import (
     ACCEPTED_FORMATS,
     ImageInfo,
     ImageRejected,
+    PixelBudget,
     ProcessedImage,
     extract_captured_at,
     extract_gps,
@@ -145,9 +147,61 @@ def test_processed_copies_carry_no_metadata(name: str) -> None:
     assert max(thumb.size) <= 320
     with Image.open(path) as original:
         long_side = max(original.size)
-    # Never upscaled; downscaled to exactly the limit when larger.
-    assert max(display.size) == min(long_side, 2048)
+    # Never upscaled. A larger JPEG comes out between 1600 and 2048 px (its DCT-scaled size),
+    # other formats at exactly the limit.
+    if path.suffix == ".jpg" and long_side > 1600:
+        assert 1600 <= max(display.size) <= 2048
+    else:
+        assert max(display.size) == min(long_side, 2048)
     assert max(thumb.size) == min(long_side, 320)
+
+
+@pytest.mark.parametrize(
+    ("size", "display"),
+    [
+        ((4000, 3000), (2000, 1500)),  # 1/2 scale: no resampling at all
+        ((4001, 3001), (2001, 1501)),  # the scaled decode rounds up
+        ((3000, 4000), (1500, 2000)),
+        ((3264, 2448), (1632, 1224)),  # iPhone 6: 1/2 still reaches 1600
+        ((8000, 6000), (2000, 1500)),  # 1/4
+        ((3000, 2000), (2048, 1365)),  # 1/2 would be 1500: full decode, resampled to 2048
+        ((1800, 1200), (1800, 1200)),  # between the two: kept as it is
+        ((1200, 900), (1200, 900)),
+    ],
+)
+def test_jpeg_display_size_follows_the_dct_scale(
+    tmp_path: Path, size: tuple[int, int], display: tuple[int, int]
+) -> None:
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", size, (40, 90, 160)).save(path, "JPEG", quality=70)
+    result = process_image(path)
+    assert result.display_size == display
+    assert display_of(result).size == display
+    assert max(result.thumb_size) == 320
+
+
+def test_large_jpeg_is_never_decoded_at_full_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (40, 90, 160)).save(path, "JPEG", quality=70)
+    # After draft(), a JPEG's size is the size its decoder will produce.
+    decoded: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(im: ImageFile.ImageFile):  # noqa: ANN202 - whatever Pillow's load returns
+        decoded.append(im.size)
+        return load(im)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    process_image(path)
+    assert decoded and max(max(size) for size in decoded) == 2000
+
+
+def test_a_non_jpeg_is_fitted_to_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000), (40, 90, 160)).save(path, "PNG")
+    assert process_image(path).display_size == (2048, 1536)
 
 
 def test_secret_finders_do_find_the_secrets() -> None:
@@ -759,3 +813,59 @@ def test_encoder_output_guard() -> None:
     Image.new("RGB", (8, 8)).save(commented, "JPEG", comment=b"hello")
     with pytest.raises(RuntimeError):
         _assert_bare_jpeg(commented.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded decoding at upload
+
+
+def test_upload_decode_waits_for_its_share_of_the_pixel_budget(tmp_path: Path) -> None:
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(path, "PNG")
+    budget = PixelBudget(200_000)
+    finished = threading.Event()
+    results: list[ImageInfo] = []
+
+    def check() -> None:
+        results.append(validate_upload(path, budget=budget))
+        finished.set()
+
+    with budget.reserved(100_000):  # 120,000 more would not fit
+        worker = threading.Thread(target=check)
+        worker.start()
+        assert not finished.wait(0.5)
+    assert finished.wait(10)
+    worker.join()
+    assert results[0].width == 400
+
+
+def test_a_decode_larger_than_the_budget_runs_alone() -> None:
+    budget = PixelBudget(100)
+    with budget.reserved(1_000):  # capped at the whole budget: never waits for itself
+        pass
+    entered = threading.Event()
+
+    def small() -> None:
+        with budget.reserved(1):
+            entered.set()
+
+    with budget.reserved(1_000):
+        waiter = threading.Thread(target=small)
+        waiter.start()
+        assert not entered.wait(0.3)
+    assert entered.wait(5)
+    waiter.join()
+
+
+def test_a_rejected_upload_gives_its_pixels_back(tmp_path: Path) -> None:
+    budget = PixelBudget(10_000_000)
+    with pytest.raises(ImageRejected):
+        validate_upload(photo("truncated.jpg"), budget=budget)
+    whole = threading.Event()
+
+    def take_all() -> None:
+        with budget.reserved(10_000_000):  # waits forever if the failed decode kept its share
+            whole.set()
+
+    threading.Thread(target=take_all, daemon=True).start()
+    assert whole.wait(5)

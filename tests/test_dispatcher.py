@@ -1,0 +1,147 @@
+"""The dispatcher: new reports reach the triage queue through PostgreSQL NOTIFY, in batches,
+through Redis outages and restarts of the dispatcher itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import text
+
+from stopapp.db import unit_of_work
+from stopapp.extensions import db
+from stopapp.reports.services import submit_report
+from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
+from workers.dispatcher import CHANNEL, Dispatcher
+
+
+def triage_ids(redis_conn: Redis) -> list[str]:
+    return Queue("triage", connection=redis_conn).job_ids
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def dispatcher(committed_app, redis_conn) -> Iterator[Dispatcher]:
+    """A dispatcher in this process, listening, its start-up catch-up done."""
+    dispatcher = Dispatcher(committed_app, redis_conn)
+    dispatcher.connect()
+    dispatcher.dispatch_once(timeout_s=0)
+    yield dispatcher
+    dispatcher.close()
+
+
+def listening(app) -> bool:
+    with app.app_context():
+        return bool(db.session.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = :q"
+        ), {"q": f"LISTEN {CHANNEL}"}))
+
+
+@pytest.fixture
+def dispatcher_process(committed_app, migrated_database):
+    """Starts `python -m workers.dispatcher` (as `make run` does); returns a start function."""
+    processes: list[subprocess.Popen] = []
+    env = {**os.environ, "DATABASE_URL": migrated_database, "REDIS_URL": REDIS_URL}
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.dispatcher"], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        wait_for(lambda: listening(committed_app))
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_a_committed_report_is_queued_through_notify(committed_app, redis_conn, dispatcher_process):
+    dispatcher_process()
+    body = submit(committed_app.test_client()).get_json()
+    job_id = f"triage-report-{body['id']}"
+    wait_for(lambda: triage_ids(redis_conn) == [job_id])
+    job = Queue("triage", connection=redis_conn).fetch_job(job_id)
+    assert job.args == (body["id"],)
+    time.sleep(0.5)
+    assert triage_ids(redis_conn) == [job_id]  # once
+
+
+def test_a_retry_queues_no_second_job(committed_app, redis_conn, dispatcher):
+    client = committed_app.test_client()
+    key = new_key()
+    first = submit(client, key=key).get_json()
+    assert submit(client, key=key).get_json() == first
+    assert dispatcher.dispatch_once(timeout_s=1) == 1
+    assert dispatcher.dispatch_once(timeout_s=0.3) == 0
+    assert triage_ids(redis_conn) == [f"triage-report-{first['id']}"]
+
+
+def test_a_rolled_back_report_queues_nothing(committed_app, redis_conn, dispatcher):
+    with committed_app.app_context():
+        submit_report(dict(VALID_REPORT), uuid.uuid4())
+        db.session.rollback()
+    assert dispatcher.dispatch_once(timeout_s=0.5) == 0
+    assert triage_ids(redis_conn) == []
+
+
+def test_reports_committed_together_go_out_in_one_batch(committed_app, redis_conn, dispatcher):
+    with committed_app.app_context(), unit_of_work():
+        ids = [submit_report(dict(VALID_REPORT), uuid.uuid4()).report_id for _ in range(30)]
+    # One call: one pipeline to Redis for all thirty.
+    assert dispatcher.dispatch_once(timeout_s=1) == 30
+    assert sorted(triage_ids(redis_conn)) == sorted(f"triage-report-{i}" for i in ids)
+
+
+def test_jobs_wait_out_a_redis_outage(committed_app, redis_conn, dispatcher):
+    # A real outage: nothing listens on the dead address.
+    dispatcher.redis = Redis.from_url(DEAD_REDIS_URL)
+    client = committed_app.test_client()
+    created = [submit(client).get_json()["id"] for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while len(dispatcher.pending) < 3:  # the notifications may come in more than one read
+        assert time.monotonic() < deadline
+        with pytest.raises(RedisError):
+            dispatcher.dispatch_once(timeout_s=1)
+    assert sorted(dispatcher.pending) == sorted(uuid.UUID(i) for i in created)
+    dispatcher.redis = redis_conn  # Redis is back
+    assert dispatcher.dispatch_once(timeout_s=0) == 3
+    assert sorted(triage_ids(redis_conn)) == sorted(f"triage-report-{i}" for i in created)
+
+
+def test_a_restarted_dispatcher_queues_what_came_while_it_was_down(
+    committed_app, redis_conn, dispatcher_process
+):
+    process = dispatcher_process()
+    client = committed_app.test_client()
+    before = submit(client).get_json()["id"]
+    wait_for(lambda: triage_ids(redis_conn) == [f"triage-report-{before}"])
+    os.kill(process.pid, signal.SIGKILL)  # a crash: no clean-up of any kind
+    process.wait(timeout=10)
+    wait_for(lambda: not listening(committed_app))
+    during = [submit(client).get_json()["id"] for _ in range(2)]
+    assert len(triage_ids(redis_conn)) == 1  # nobody was listening
+    dispatcher_process()
+    expected = sorted(f"triage-report-{i}" for i in [before, *during])
+    wait_for(lambda: sorted(triage_ids(redis_conn)) == expected)
+    time.sleep(0.5)
+    assert sorted(triage_ids(redis_conn)) == expected  # the first job was not queued again
