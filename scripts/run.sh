@@ -24,12 +24,12 @@ trap stop INT TERM EXIT
 $BIN/python -m scripts.mailsink --port "$SMTP_PORT" --dir var/mail & pids+=($!)
 # Triage jobs are small and many: workers that run them without forking keep up with a burst
 # of reports (one such worker does about 15-20 a second on the 2-core development machine,
-# most of it RQ's own bookkeeping); photos and maintenance keep a forking worker (a crash
+# most of it RQ's own bookkeeping); photos, e-mail and maintenance keep a forking worker (a crash
 # stays in the fork).
 for _ in $(seq "${TRIAGE_WORKERS:-2}"); do
   $BIN/python -m workers.worker --simple triage & pids+=($!)
 done
-$BIN/python -m workers.worker media maintenance & pids+=($!)
+$BIN/python -m workers.worker media forwarding maintenance & pids+=($!)
 $BIN/python -m workers.dispatcher & pids+=($!)
 $BIN/rq cron --url "$REDIS_URL" workers.cron & pids+=($!)
 BIND="127.0.0.1:$PORT" $BIN/gunicorn wsgi:app & pids+=($!)
