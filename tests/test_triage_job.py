@@ -29,7 +29,7 @@ from tests.conftest import ROOT, VALID_REPORT, submit
 from tests.test_areas import GEO, HF, KC, border_points
 from tests.test_photo_jobs import accept, process
 from tests.test_photos_api import Reported, media_root
-from tests.test_reliability import run_worker_burst
+from tests.test_reliability import run_dispatcher_burst, run_worker_burst
 from workers import jobs
 from workers.context import JobDatabaseError
 
@@ -492,6 +492,8 @@ def test_real_worker_triages_twins_and_matches_photos(
     photo_twin = report_at(client, north(KING_STREET, 60), MAID)
     accept(client, "orientation_1.jpg", first)
     accept(client, "orientation_6.jpg", photo_twin)
+    # The dispatcher queues the new reports' triage jobs, as it does in production.
+    run_dispatcher_burst(migrated_database)
     run_worker_burst(migrated_database)
     for report in (first, text_twin, photo_twin):
         stored = row(committed_app, report)
