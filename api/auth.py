@@ -21,8 +21,12 @@ def current_actor() -> User:
     Call it inside the request's unit of work (it may record the token's last use).
     Raises UnauthorizedError (401 with WWW-Authenticate: Bearer) without a valid token.
     """
-    if "stopapp_actor" not in g:
-        g.stopapp_actor = accounts.user_for_token(bearer_token())
-    if g.stopapp_actor is None:
+    token = bearer_token()
+    # Keyed by the token: `g` belongs to the app context, which can outlive one request (an
+    # app context pushed around several requests, as in tests and scripts).
+    cached = g.get("stopapp_actor")
+    if cached is None or cached[0] != token:
+        cached = g.stopapp_actor = (token, accounts.user_for_token(token))
+    if cached[1] is None:
         raise UnauthorizedError("Send a valid staff API token as Authorization: Bearer <token>.")
-    return g.stopapp_actor
+    return cached[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import request, send_file
+from flask import Response, request
 from flask_restx import Namespace, Resource
 from marshmallow import ValidationError as SchemaError
 
@@ -294,11 +294,12 @@ def _photo_route(variant: str) -> None:
         @_problem(404, "No such photo, or not ready")
         def get(self, photo_id: uuid.UUID):
             with unit_of_work():
-                stream = services.open_photo(current_actor(), photo_id, variant)
-            response = send_file(stream, mimetype="image/jpeg", conditional=False, etag=False)
-            response.headers["Cache-Control"] = "no-store"
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            return response
+                with services.open_photo(current_actor(), photo_id, variant) as stream:
+                    # A clean copy is at most 2048 px, a few hundred KiB: read whole, so
+                    # that no file stays open on a client that stops reading.
+                    data = stream.read()
+            return Response(data, mimetype="image/jpeg", headers={
+                **NO_STORE, "X-Content-Type-Options": "nosniff"})
 
     PhotoFile.__name__ = PhotoFile.__qualname__ = f"Photo{variant.title()}"
     PhotoFile.get.__doc__ = f"The {variant} copy of a ready photo (never the original)."
