@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -202,6 +203,24 @@ class ReportSummarySchema(Schema):
     possible_duplicate_count = fields.Integer(required=True)
     excerpt = fields.String(required=True, metadata={"description": "At most 200 characters."})
     location = fields.Nested(SummaryLocationSchema, allow_none=True)
+
+
+def _utc(value: datetime | None) -> str | None:
+    return UtcDateTime()._serialize(value, None, None)
+
+
+def dump_summary(item: dict) -> dict:
+    """ReportSummarySchema().dump(item), written out: marshmallow spends about 0.1 ms on each
+    summary, which made a queue page several times slower than its SQL. A test keeps the two
+    identical."""
+    assignee = item["assignee"]
+    return {
+        **item,
+        "id": str(item["id"]),
+        "created_at": _utc(item["created_at"]),
+        "occurred_at": _utc(item["occurred_at"]),
+        "assignee": assignee and {"id": str(assignee["id"]), "name": assignee["name"]},
+    }
 
 
 class QueuePageSchema(Schema):

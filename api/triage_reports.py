@@ -34,6 +34,7 @@ from api.triage_report_schemas import (
     ReportStateSchema,
     StaffMessageSchema,
     TransitionSchema,
+    dump_summary,
 )
 from stopapp.db import unit_of_work
 from stopapp.errors import ValidationError
@@ -143,10 +144,11 @@ class Queue(Resource):
         with unit_of_work():
             actor = current_actor()
             page = queue.list_reports(actor, queue_query())
-        body = {"items": page.items, "next_cursor": page.next_cursor}
+        body = {"items": [dump_summary(item) for item in page.items],
+                "next_cursor": page.next_cursor}
         if page.counts is not None:
             body["counts"] = page.counts
-        return QueuePageSchema().dump(body), 200, NO_STORE
+        return body, 200, NO_STORE
 
 
 @ns.route("/reports/bulk")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, select
 
+from api.triage_report_schemas import ReportSummarySchema, dump_summary
 from stopapp.accounts.models import User
 from stopapp.areas.models import Area
 from stopapp.audit.services import record
@@ -327,3 +328,19 @@ def test_reading_a_report_is_audited(app, client, analyst):
 
 def test_unknown_report_is_404(app, client, analyst):
     assert_problem(client.get(f"{QUEUE}/{uuid.uuid4()}", headers=auth(analyst[1])), 404)
+
+
+@pytest.mark.parametrize("item", [
+    {"id": uuid.uuid4(), "reference": "R-2026-000001", "state": "new", "priority": None,
+     "created_at": T0, "occurred_at": None, "exploitation_types": ["labour"], "tags": [],
+     "assignee": None, "areas": [], "photo_count": 0, "possible_duplicate_count": 0,
+     "excerpt": "x", "location": None},
+    {"id": uuid.uuid4(), "reference": "R-2026-000002", "state": "in_review", "priority": 70,
+     "created_at": datetime(2026, 1, 1, 13, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
+     "occurred_at": T0, "exploitation_types": ["labour", "sexual"], "tags": ["free:a"],
+     "assignee": {"id": uuid.uuid4(), "name": "Ana"}, "areas": ["E09000013"],
+     "photo_count": 2, "possible_duplicate_count": 1, "excerpt": "y" * 200,
+     "location": {"lat": 51.5, "lon": -0.1, "accuracy_m": None}},
+])
+def test_the_fast_summary_dump_matches_the_schema(item):
+    assert dump_summary(item) == ReportSummarySchema().dump(item)
