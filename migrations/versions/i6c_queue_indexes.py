@@ -1,4 +1,4 @@
-"""indexes for the analysts' queue: keyset orders by priority and by age
+"""indexes for the analysts' queue: keyset orders by priority and by age, bbox
 
 Revision ID: i6c_queue
 Revises: 0002
@@ -27,9 +27,14 @@ def upgrade():
                     postgresql_where=sa.text(OPEN))
     op.create_index('ix_reports_state_priority', 'reports',
                     ['state', sa.text('(- queue_priority)'), 'created_at', 'id'])
+    # The bbox filter tests the planar view of the point: exact for a longitude/latitude
+    # rectangle, and with statistics of its own that tell the planner how many rows a box holds.
+    op.create_index('ix_reports_location_geometry', 'reports', [sa.text('geometry(location)')],
+                    postgresql_using='gist')
 
 
 def downgrade():
+    op.drop_index('ix_reports_location_geometry', table_name='reports')
     op.drop_index('ix_reports_state_priority', table_name='reports')
     op.drop_index('ix_reports_open_created', table_name='reports')
     op.drop_index('ix_reports_open_priority', table_name='reports')

@@ -98,3 +98,5 @@ Index(
 Index("ix_reports_open_created", Report.created_at, Report.id, postgresql_where=_OPEN)
 Index("ix_reports_state_priority", Report.state, -Report.queue_priority, Report.created_at,
       Report.id)
+# The bbox filter's planar view of the point (see stopapp/review/queue.py).
+Index("ix_reports_location_geometry", func.geometry(Report.location), postgresql_using="gist")

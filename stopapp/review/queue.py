@@ -118,28 +118,18 @@ def _decode_cursor(cursor: str, sort: str) -> tuple:
 # -- filters -----------------------------------------------------------------------------------
 
 
-def _bbox_conditions(bbox: tuple[float, float, float, float]) -> list:
-    """Points inside the longitude/latitude rectangle, found through the geography GiST index.
+def _bbox_condition(bbox: tuple[float, float, float, float]):
+    """Points inside the longitude/latitude rectangle.
 
-    A geography box is bounded by great circles, which bow towards the pole between two corners
-    of equal latitude, so its index box can miss a sliver along the rectangle's edge. The index
-    is therefore searched with the rectangle widened by a margin larger than that bow, and the
-    exact test is the planar one on the rectangle the client asked for.
+    Tested on the planar view of the point (its own GiST index, ix_reports_location_geometry):
+    for a point, && with a rectangle is the exact test (to the index's float precision, about
+    a decimetre), the rectangle's edges are the parallels and meridians the client means
+    rather than great-circle arcs, and the index's statistics tell the planner how many rows
+    a box holds, so that it walks the queue's order for a large box and collects a small box
+    first.
     """
-    min_lon, min_lat, max_lon, max_lat = bbox
-    exact = func.ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, SRID)
-    conditions = [func.ST_Intersects(func.geometry(Report.location), exact)]
-    span = max(max_lon - min_lon, max_lat - min_lat)
-    if span <= 60:
-        # The bow is about span^2 * tan(lat) / 8 (in radians); 0.01 deg per square degree covers
-        # it up to latitude 80, plus a fixed margin for float rounding of the index boxes.
-        margin = 0.001 + 0.01 * span * span
-        wide = func.ST_MakeEnvelope(
-            max(-180.0, min_lon - margin), max(-90.0, min_lat - margin),
-            min(180.0, max_lon + margin), min(90.0, max_lat + margin), SRID,
-        )
-        conditions.insert(0, Report.location.op("&&")(func.geography(wide)))
-    return conditions
+    envelope = func.ST_MakeEnvelope(*bbox, SRID)
+    return func.geometry(Report.location).op("&&")(envelope)
 
 
 def _filters(actor: User, query: QueueQuery) -> list:
@@ -158,7 +148,7 @@ def _filters(actor: User, query: QueueQuery) -> list:
     if query.area:
         conditions.append(Report.area_codes.contains([query.area]))
     if query.bbox:
-        conditions.extend(_bbox_conditions(query.bbox))
+        conditions.append(_bbox_condition(query.bbox))
     if query.created_from:
         conditions.append(Report.created_at >= query.created_from)
     if query.created_to:
@@ -208,6 +198,11 @@ def _summary_columns():
         select(func.count()).where(ReportLink.report_id == Report.id).correlate(Report)
         .scalar_subquery()
     )
+    # A subquery rather than a join: like the counts, it is evaluated for the page's rows only,
+    # after the sort and the limit.
+    assignee_name = (
+        select(User.name).where(User.id == Report.assignee_id).correlate(Report).scalar_subquery()
+    )
     point = func.geometry(Report.location)
     return [
         Report.id, Report.reference, Report.state, Report.priority, Report.created_at,
@@ -215,7 +210,7 @@ def _summary_columns():
         func.left(Report.description, EXCERPT_CHARS).label("excerpt"),
         func.ST_Y(point).label("lat"), func.ST_X(point).label("lon"),
         Report.location_accuracy_m,
-        User.id.label("assignee_id"), User.name.label("assignee_name"),
+        Report.assignee_id, assignee_name.label("assignee_name"),
         photo_count.label("photo_count"), duplicate_count.label("possible_duplicate_count"),
         _neg_priority,
     ]
@@ -232,7 +227,6 @@ def queue_statement(actor: User, query: QueueQuery):
         conditions.append(seek)
     return (
         select(*_summary_columns())
-        .outerjoin(User, User.id == Report.assignee_id)
         .where(and_(*conditions))
         .order_by(*order)
         .limit(query.limit + 1)
