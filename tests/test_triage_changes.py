@@ -465,6 +465,8 @@ def test_contact_is_for_supervisors_with_a_reason_and_audited(app, client, staff
     assert_problem(client.get(f"{url}?reason=curious", headers=auth(token(staff, "analyst"))),
                    403)
     assert_problem(client.get(url, headers=auth(token(staff, "supervisor"))), 422, "reason")
+    too_long = client.get(f"{url}?reason={'x' * 501}", headers=auth(token(staff, "supervisor")))
+    assert_problem(too_long, 422, "reason")
     response = client.get(f"{url}?reason=Police+asked+to+speak+to+the+witness",
                           headers=auth(token(staff, "supervisor")))
     assert response.status_code == 200

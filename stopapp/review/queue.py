@@ -280,14 +280,6 @@ def list_reports(actor: User, query: QueueQuery) -> QueuePage:
 # -- one report --------------------------------------------------------------------------------
 
 
-def get_report(report_id: uuid.UUID) -> Report:
-    """The report. Raises NotFoundError."""
-    report = db.session.get(Report, report_id)
-    if report is None:
-        raise NotFoundError("No report with this id.")
-    return report
-
-
 def _people(ids: set) -> dict:
     ids.discard(None)
     if not ids:

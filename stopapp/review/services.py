@@ -58,6 +58,7 @@ MAX_FREE_TAG_CHARS = 100
 MAX_TAGS = 50
 _TAG = re.compile(r"([a-z_]+):([a-z0-9_.]+)")
 MAX_BULK_IDS = 200
+MAX_CONTACT_REASON_CHARS = 500
 
 
 def etag(version: int) -> str:
@@ -456,14 +457,17 @@ def reveal_contact(actor: User, report_id: uuid.UUID, reason: str) -> dict:
     unknown report or one without contact details.
     """
     require_role(actor, Role.SUPERVISOR)
-    if not reason or not reason.strip():
-        raise ValidationError("Say why you need the contact details.",
-                              errors={"reason": ["Required."]})
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_CONTACT_REASON_CHARS or "\x00" in reason:
+        raise ValidationError(
+            "Say why you need the contact details.",
+            errors={"reason": [f"Required; 1 to {MAX_CONTACT_REASON_CHARS} characters."]},
+        )
     report = db.session.get(Report, report_id)
     if report is None or report.contact_encrypted is None:
         raise NotFoundError("No contact details for this report.")
     details = ContactCipher(settings().DATA_ENCRYPTION_KEY).decrypt(report.contact_encrypted)
-    record(actor, "contact.read", report_id=report.id, detail={"reason": reason.strip()})
+    record(actor, "contact.read", report_id=report.id, detail={"reason": reason})
     return details
 
 
