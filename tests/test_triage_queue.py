@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -169,8 +170,7 @@ def test_every_filter_combination_is_one_statement(app, counts):
             counter = StatementCounter()
             event.listen(db.engine, "before_cursor_execute", counter)
             try:
-                page = queue.list_reports(actor, query.__class__(**{**query.__dict__,
-                                                                    "counts": counts}))
+                page = queue.list_reports(actor, dataclasses.replace(query, counts=counts))
             finally:
                 event.remove(db.engine, "before_cursor_execute", counter)
             assert len(counter.statements) == (2 if counts else 1), counter.statements

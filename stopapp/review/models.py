@@ -96,6 +96,10 @@ Index(
     postgresql_where=_OPEN,
 )
 Index("ix_reports_open_created", Report.created_at, Report.id, postgresql_where=_OPEN)
+# Full text within the open queue: its predicate stands for the state filter, so the planner
+# does not AND in a bitmap of every open report.
+Index("ix_reports_open_search_vector", Report.search_vector, postgresql_using="gin",
+      postgresql_where=_OPEN)
 Index("ix_reports_state_priority", Report.state, -Report.queue_priority, Report.created_at,
       Report.id)
 # The bbox filter's planar view of the point (see stopapp/review/queue.py).

@@ -1,9 +1,10 @@
 """The analysts' queue and the full view of one report: reads only (a read of a report is audited).
 
 Every page of the queue is one SQL statement whatever the filters: the photo and
-possible-duplicate counts are correlated subqueries and the assignee a join, all evaluated for the
-page's rows only. Paging is keyset, never OFFSET: the cursor holds the last row's sort key and id,
-so a report added while an analyst pages is neither skipped nor shown twice.
+possible-duplicate counts and the assignee's name are correlated subqueries, which PostgreSQL
+evaluates for the page's rows only, after the sort and the limit. Paging is keyset, never
+OFFSET: the cursor holds the last row's sort key and id, so a report added while an analyst
+pages is neither skipped nor shown twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, literal, select, tuple_
-from sqlalchemy.dialects.postgresql import array
 
 from stopapp.accounts.models import User
 from stopapp.accounts.permissions import require_staff
@@ -161,11 +161,11 @@ def _filters(actor: User, query: QueueQuery) -> list:
 
 
 def _state_condition(states: tuple[str, ...]):
-    # Written as = ANY(ARRAY[...]) with literal values so that the planner can prove the
-    # partial indexes' predicate (state IN ('new','in_review')) for the default queue.
-    if len(states) == 1:
-        return Report.state == literal(states[0])
-    return Report.state == func.any(array([literal(s) for s in sorted(states)]))
+    # The states are written into the SQL as constants, not bound as parameters: the planner
+    # must see them to use the partial indexes of the open queue (state IN ('new',
+    # 'in_review')), also in the generic plan of a statement psycopg has prepared.
+    known = [ReportState(s).value for s in sorted(states)]
+    return Report.state.in_([literal(s, literal_execute=True) for s in known])
 
 
 def _order_and_seek(query: QueueQuery):
@@ -181,9 +181,8 @@ def _order_and_seek(query: QueueQuery):
     seek = None
     if query.cursor:
         after = _decode_cursor(query.cursor, query.sort)
-        seek = tuple_(*key) < tuple_(*after) if query.sort == "newest" else (
-            tuple_(*key) > tuple_(*after)
-        )
+        seek = (tuple_(*key) < tuple_(*after) if query.sort == "newest"
+                else tuple_(*key) > tuple_(*after))
     return order, seek
 
 
