@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, literal, select, tuple_
+from sqlalchemy import Float, and_, func, literal, select, tuple_
 
 from stopapp.accounts.models import User
 from stopapp.accounts.permissions import require_staff
@@ -128,7 +128,10 @@ def _bbox_condition(bbox: tuple[float, float, float, float]):
     a box holds, so that it walks the queue's order for a large box and collects a small box
     first.
     """
-    envelope = func.ST_MakeEnvelope(*bbox, SRID)
+    # Constants in the SQL, like the states: with bound parameters the generic plan of a
+    # prepared statement can neither estimate the box nor fold the envelope into a constant.
+    corners = [literal(float(v), Float, literal_execute=True) for v in bbox]
+    envelope = func.ST_MakeEnvelope(*corners, literal(SRID, literal_execute=True))
     return func.geometry(Report.location).op("&&")(envelope)
 
 
