@@ -59,7 +59,6 @@ def test_twenty_concurrent_claims_have_exactly_one_winner(committed_app):
         claims = db.session.scalars(select(AuditEvent).where(
             AuditEvent.report_id == report_id, AuditEvent.action == "report.claim")).all()
         assert [c.actor_id for c in claims] == [winner]
-        db.engine.dispose()
 
 
 def test_two_clients_racing_on_if_match_get_one_success_and_one_412(committed_app):
@@ -80,4 +79,3 @@ def test_two_clients_racing_on_if_match_get_one_success_and_one_412(committed_ap
     with app.app_context():
         report = db.session.get(Report, report_id)
         assert report.version == 2 and report.tags == winner[1]["tags"]
-        db.engine.dispose()
