@@ -40,11 +40,6 @@ def token(staff, role):
     return staff[role][1]
 
 
-def stored(app, report_id, **fields) -> str:
-    with app.app_context(), unit_of_work():
-        return str(new_report(**fields).id) if report_id is None else report_id
-
-
 def make(app, **fields) -> str:
     with app.app_context(), unit_of_work():
         return str(new_report(**fields).id)
