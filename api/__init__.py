@@ -11,7 +11,7 @@ from api.ratelimit import limiter
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI 3.1 document and Swagger UI, and the health checks on `app`."""
-    from api import accounts, areas, forwarding, health, meta, reports, staff
+    from api import accounts, areas, forwarding, health, meta, reports, staff, triage_reports
 
     blueprint = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
     api = DocumentedApi(
@@ -28,6 +28,7 @@ def init_api(app: Flask) -> None:
     api.add_namespace(accounts.ns)
     api.add_namespace(areas.ns)
     api.add_namespace(forwarding.ns)
+    api.add_namespace(triage_reports.ns)
     api.documentation(lambda: swagger_ui(api, url_for("api.openapi")))
     # The same document as swagger.json, under the name OpenAPI 3 tools expect.
     blueprint.add_url_rule("/openapi.json", "openapi", lambda: jsonify(api.__schema__))
