@@ -8,7 +8,7 @@ from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas import StrictInteger, StrictSchema, UtcDateTime, no_nul, text
+from api.schemas import StrictInteger, StrictSchema, TextRule, UtcDateTime, text
 from stopapp.constants import ReportState
 from stopapp.review.queue import DEFAULT_LIMIT, MAX_LIMIT, SORTS
 from stopapp.review.services import DISMISS_REASON_CODES, MAX_BULK_IDS, MAX_TAGS
@@ -70,15 +70,15 @@ class QueueQuerySchema(StrictSchema):
 
     state = fields.List(fields.String(validate=validate.OneOf(STATES)),
                         validate=validate.Length(min=1, max=len(STATES)))
-    type = fields.String(validate=[validate.Length(1, 64), no_nul])
-    tag = fields.List(fields.String(validate=[validate.Length(1, 200), no_nul]),
+    type = fields.String(validate=[validate.Length(1, 64), TextRule()])
+    tag = fields.List(fields.String(validate=[validate.Length(1, 200), TextRule()]),
                       validate=validate.Length(min=1, max=MAX_TAGS))
     assignee = AssigneeField()
-    area = fields.String(validate=[validate.Length(1, 64), no_nul])
+    area = fields.String(validate=[validate.Length(1, 64), TextRule()])
     bbox = BBoxField()
     created_from = UtcDateTime()
     created_to = UtcDateTime()
-    q = fields.String(validate=[validate.Length(1, 500), validate.Regexp(r"(?s).*\S"), no_nul])
+    q = fields.String(validate=[validate.Length(1, 500), TextRule()])
     sort = fields.String(validate=validate.OneOf(SORTS), load_default="priority")
     limit = fields.Integer(validate=validate.Range(1, MAX_LIMIT), load_default=DEFAULT_LIMIT)
     cursor = fields.String(validate=validate.Length(1, 500))
@@ -90,7 +90,7 @@ class QueueQuerySchema(StrictSchema):
 
 def _tag_list(**kwargs) -> fields.List:
     return fields.List(
-        fields.String(validate=[validate.Length(1, 200), no_nul]),
+        fields.String(validate=[validate.Length(1, 200), TextRule()]),
         validate=validate.Length(max=MAX_TAGS),
         metadata={"description": "dimension:code from GET /triage/taxonomy, or free:<text>."},
         **kwargs,
