@@ -8,6 +8,9 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from stopapp.accounts.cli import users_cli
+from stopapp.accounts.models import User
+from stopapp.accounts.totp import rotate_totp_secret
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
 from stopapp.reports import services as reports
@@ -46,6 +49,7 @@ DEMO_REPORTS = [
 
 def register_cli(app: Flask) -> None:
     """Attach the project's commands to `app.cli`."""
+    app.cli.add_command(users_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
@@ -60,7 +64,7 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("rotate-contact-keys")
     def rotate_contact_keys() -> None:
-        """Re-encrypt every stored contact under the first DATA_ENCRYPTION_KEY."""
+        """Re-encrypt every stored contact and TOTP secret under the first DATA_ENCRYPTION_KEY."""
         cipher = ContactCipher(settings().DATA_ENCRYPTION_KEY)
         count = 0
         with unit_of_work():
@@ -70,4 +74,12 @@ def register_cli(app: Flask) -> None:
             for report in rows:
                 report.contact_encrypted = cipher.rotate(report.contact_encrypted)
                 count += 1
-        click.echo(f"re-encrypted {count} contact record(s)")
+            # Staff TOTP secrets use the same keys: dropping the old key must not lock admins out.
+            staff = db.session.scalars(
+                select(User).where(User.totp_secret_encrypted.is_not(None)).with_for_update()
+            )
+            secrets = 0
+            for user in staff:
+                rotate_totp_secret(user)
+                secrets += 1
+        click.echo(f"re-encrypted {count} contact record(s) and {secrets} TOTP secret(s)")

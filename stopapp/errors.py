@@ -83,6 +83,23 @@ class PreconditionRequiredError(ProblemError):
     type_slug = "if-match-required"
 
 
+class TooManyRequestsError(ProblemError):
+    """Refused for now; `retry_after_s` says when trying again can succeed."""
+
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int) -> None:
+        retry_after_s = max(1, int(retry_after_s))
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(retry_after_s)},
+            extensions={"retry_after_s": retry_after_s},
+        )
+        self.retry_after_s = retry_after_s
+
+
 class PayloadTooLargeError(ProblemError):
     status = 413
     title = "Payload too large"

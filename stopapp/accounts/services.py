@@ -11,9 +11,12 @@ import uuid
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from stopapp.accounts.models import ApiToken, Role, User
+from stopapp.accounts.permissions import require_role, require_staff
+from stopapp.accounts.totp import set_up_totp
+from stopapp.audit.services import record
 from stopapp.errors import ConflictError, NotFoundError, ValidationError
 from stopapp.extensions import db, settings
 from stopapp.reports.models import utcnow
@@ -144,3 +147,105 @@ def revoke_all_tokens(user: User) -> int:
             count += 1
     db.session.flush()
     return count
+
+
+# Managing accounts. Each change writes an audit event in the caller's unit of work. `actor` is
+# the admin who acts, or None for the command line (`flask users ...`), whose operator already
+# holds the server's shell and secrets; the API and the pages always pass a user.
+
+
+def _require_admin(actor: User | None) -> None:
+    if actor is not None:
+        require_role(actor, Role.ADMIN)
+
+
+def add_user(
+    actor: User | None, email: str, role: Role | str, password: str, name: str | None = None
+) -> tuple[User, str | None]:
+    """Create a staff account (audited as `user.create`).
+
+    An admin gets a TOTP secret at once, since the pages refuse admins without one: the second
+    value is its otpauth:// URI (None for other roles). Raises what `create_user` raises, and
+    ForbiddenError when `actor` is not an admin.
+    """
+    _require_admin(actor)
+    user = create_user(email, role, password, name=name)
+    uri = set_up_totp(user) if user.role_enum is Role.ADMIN else None
+    record(actor, "user.create", detail={
+        "user_id": str(user.id), "email": user.email, "role": user.role, "totp": uri is not None,
+    })
+    db.session.flush()
+    return user, uri
+
+
+def add_token(actor: User | None, user: User, label: str | None = None) -> tuple[ApiToken, str]:
+    """A new API token for `user` (audited as `user.token`); the token is shown once.
+
+    Raises ConflictError for a deactivated user and ForbiddenError when `actor` is not an admin.
+    """
+    _require_admin(actor)
+    if not user.active:
+        raise ConflictError("This user is deactivated.")
+    if label is not None and len(label) > 200:
+        raise ValidationError(
+            "The label is too long.", errors={"label": ["At most 200 characters."]}
+        )
+    row, token = issue_token(user, label)
+    record(actor, "user.token", detail={
+        "user_id": str(user.id), "token_id": str(row.id), "label": label,
+    })
+    return row, token
+
+
+def revoke_tokens(actor: User | None, user: User) -> int:
+    """Revoke all of `user`'s tokens (audited as `user.revoke_tokens`); returns how many."""
+    _require_admin(actor)
+    count = revoke_all_tokens(user)
+    record(actor, "user.revoke_tokens", detail={"user_id": str(user.id), "count": count})
+    return count
+
+
+def deactivate_user(actor: User | None, user: User) -> None:
+    """Deactivate `user` and revoke their tokens (audited as `user.deactivate`).
+
+    The row stays: notes, replies and the audit trail name it. Raises ConflictError when the
+    actor would deactivate themselves (an admin cannot lock the last door behind them).
+    """
+    _require_admin(actor)
+    if actor is not None and actor.id == user.id:
+        raise ConflictError("You cannot deactivate your own account.")
+    was_active = user.active
+    user.active = False
+    count = revoke_all_tokens(user)
+    record(actor, "user.deactivate", detail={
+        "user_id": str(user.id), "was_active": was_active, "tokens_revoked": count,
+    })
+
+
+def enrol_totp(actor: User | None, user: User) -> str:
+    """Give `user` a new TOTP secret (audited as `user.totp`); returns the otpauth:// URI.
+
+    The URI holds the secret: hand it to its owner only. Re-enrolling replaces the old secret.
+    """
+    _require_admin(actor)
+    if not user.active:
+        raise ConflictError("This user is deactivated.")
+    replaced = user.totp_secret_encrypted is not None
+    uri = set_up_totp(user)
+    record(actor, "user.totp", detail={"user_id": str(user.id), "replaced": replaced})
+    db.session.flush()
+    return uri
+
+
+def list_users(actor: User) -> tuple[list[User], bool]:
+    """Staff for choosing an assignee: active users, by name (any member of staff).
+
+    Admins see inactive users too. Returns the users and whether the admin view applies (the
+    edges then show emails and the active flag). Raises UnauthorizedError.
+    """
+    require_staff(actor)
+    admin_view = actor.role_enum.includes(Role.ADMIN)
+    query = select(User).order_by(func.lower(User.name), User.email)
+    if not admin_view:
+        query = query.where(User.active.is_(True))
+    return list(db.session.scalars(query)), admin_view
