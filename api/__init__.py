@@ -10,7 +10,7 @@ from api.ratelimit import limiter
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document and Swagger UI, and the health checks on `app`."""
-    from api import health, meta, reports, staff
+    from api import health, meta, reports, staff, triage_reports
 
     blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
     api = ProblemApi(
@@ -24,6 +24,7 @@ def init_api(app: Flask) -> None:
     api.add_namespace(reports.ns)
     api.add_namespace(meta.ns)
     api.add_namespace(staff.ns)
+    api.add_namespace(triage_reports.ns)
     app.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
     limiter.init_app(app)

@@ -47,6 +47,20 @@ def problem_response(
     return response
 
 
+def problem_type(error: ProblemError) -> str:
+    return f"urn:stopapp:problem:{error.type_slug}"
+
+
+def problem_object(error: ProblemError) -> dict:
+    """The problem object of `error` as a dict, for answers that carry several (bulk)."""
+    body = {"type": problem_type(error), "title": error.title, "status": error.status,
+            "detail": error.detail}
+    if error.errors:
+        body["errors"] = error.errors
+    body.update(error.extensions)
+    return body
+
+
 def render_error(error: BaseException) -> Response:
     """Turn any exception into a problem+json response."""
     if isinstance(error, OperationalError | RedisConnectionError):
@@ -58,7 +72,7 @@ def render_error(error: BaseException) -> Response:
             error.status,
             error.title,
             error.detail,
-            type_uri=f"urn:stopapp:problem:{error.type_slug}",
+            type_uri=problem_type(error),
             errors=error.errors,
             headers=error.headers,
             extensions=error.extensions,
