@@ -61,6 +61,12 @@ class Config:
     # Tests lower these; production should keep them or raise them.
     PASSWORD_TIME_COST: int = 3
     PASSWORD_MEMORY_KIB: int = 65536
+    # The web queue's map tiles: a Leaflet URL template such as
+    # "https://{s}.tiles.example/{z}/{x}/{y}.png". Empty: the maps draw
+    # points and outlines on a blank background and load nothing from outside.
+    MAP_TILE_URL: str = ""
+    # How long a staff sign-in lasts (a working day), in hours.
+    STAFF_SESSION_HOURS: int = 10
 
     extra: dict = field(default_factory=dict)
 
@@ -120,6 +126,19 @@ class Config:
             # A Redis outage must not stop reports: the limiter then fails open, to memory.
             "RATELIMIT_SWALLOW_ERRORS": True,
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            # The web queue's session cookie: never readable by scripts, never sent by other
+            # sites' forms, and only over HTTPS outside development.
+            "SESSION_COOKIE_NAME": "stopapp_session",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.STOPAPP_ENV != "development",
+            "PERMANENT_SESSION_LIFETIME": int(self.STAFF_SESSION_HOURS) * 3600,
+            # CSRF is checked by the web queue's blueprint only (the API takes bearer tokens and
+            # no cookies); a token lasts as long as the session, so a page left open over lunch
+            # can still be submitted.
+            "WTF_CSRF_CHECK_DEFAULT": False,
+            "WTF_CSRF_TIME_LIMIT": None,
+            "WTF_CSRF_SSL_STRICT": True,
             "RESTX_MASK_SWAGGER": False,
             "RESTX_ERROR_404_HELP": False,
             **self.extra,
