@@ -15,7 +15,7 @@
     var lat = parseFloat(el.getAttribute("data-lat"));
     var lon = parseFloat(el.getAttribute("data-lon"));
     var accuracy = parseFloat(el.getAttribute("data-accuracy"));
-    var map = L.map(el, { scrollWheelZoom: false }).setView([lat, lon], 15);
+    var map = L.map(el, { scrollWheelZoom: false, maxZoom: 18 }).setView([lat, lon], 15);
     addTiles(map, el);
     var bounds = L.latLngBounds([[lat, lon]]);
     L.circleMarker([lat, lon], { radius: 7, color: "#b0231a", weight: 3, fillOpacity: 0.9 })
@@ -34,7 +34,8 @@
   }
 
   function queueMap(el) {
-    var map = L.map(el);
+    // Clustering needs a maximum zoom, which a map without tiles does not otherwise have.
+    var map = L.map(el, { maxZoom: 18 });
     addTiles(map, el);
     var group = L.markerClusterGroup ? L.markerClusterGroup() : L.featureGroup();
     var count = 0;
