@@ -122,10 +122,12 @@ def site(migrated_database, tmp_path_factory):
     env = {**os.environ, "STOPAPP_ENV": "development", "DATABASE_URL": DATABASE_URL,
            "REDIS_URL": REDIS_URL, "MEDIA_ROOT": str(tmp / "media"), "RATELIMIT_ENABLED": "0",
            "PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024"}
+    # A file, not a pipe: a pipe nobody reads would block gunicorn once it filled up.
+    log = open(tmp / "gunicorn.log", "w+b")  # closed in the finally below
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
          "--workers", "1", "--threads", "4", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=log, stderr=log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -135,14 +137,15 @@ def site(migrated_database, tmp_path_factory):
                 break
             except OSError as exc:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start: " + server.stderr.read().decode(
-                        errors="replace")[-2000:]) from exc
+                    log.seek(0)
+                    raise RuntimeError("gunicorn did not start: "
+                                       + log.read().decode(errors="replace")[-2000:]) from exc
                 time.sleep(0.2)
         yield site
     finally:
         server.terminate()
         server.wait(10)
-        server.stderr.close()
+        log.close()
         with app.app_context():
             db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
             db.session.commit()
@@ -272,6 +275,10 @@ def test_queue_urgent_first_map_and_keyboard(page: Page, site: Site):
     }""")
     assert shown == 5
     shot(page, "map")
+    page.get_by_role("button", name="Show only the reports in this map area").click()
+    expect(page).to_have_url(re.compile(r"view=map&bbox=-0\.\d+%2C51\.\d+"))
+    expect(page.get_by_text("Only reports inside an area of the map.")).to_be_visible()
+    expect(page.locator("#queue-table .row-link")).to_have_count(5)
 
 
 def test_queue_filter_lives_in_the_url(page: Page, site: Site):

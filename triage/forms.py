@@ -17,7 +17,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from stopapp.constants import ReportState
@@ -98,7 +98,13 @@ class QueueFilterForm(FlaskForm):
     created_to = DateField("Received up to", validators=[Optional()])
     q = SearchField("Words in the report", validators=[Optional(), Length(max=500)])
     sort = SelectField("Order", choices=_choices(SORT_LABELS), default="priority")
+    # west,south,east,north in degrees: set by the map's "only this area" button.
+    bbox = HiddenField("Map area", validators=[Optional(), Length(max=200)])
     cursor = HiddenField(validators=[Optional(), Length(max=500)])
+
+    def validate_bbox(self, field) -> None:
+        if field.data and _bbox(field.data) is None:
+            raise ValidationError("The map area is not valid: show everywhere and draw it again.")
 
     def query(self) -> QueueQuery:
         """The service's query for these (validated) filters."""
@@ -114,9 +120,19 @@ class QueueFilterForm(FlaskForm):
             created_to=_day_start(to) + timedelta(days=1) if to else None,
             q=(self.q.data or "").strip() or None,
             sort=self.sort.data if self.sort.data in SORTS else "priority",
+            bbox=_bbox(self.bbox.data) if self.bbox.data else None,
             cursor=self.cursor.data or None,
             counts=True,
         )
+
+
+def _bbox(text: str) -> tuple[float, float, float, float] | None:
+    try:
+        west, south, east, north = (float(part) for part in text.split(","))
+    except ValueError:
+        return None
+    inside = -180 <= west < east <= 180 and -90 <= south < north <= 90
+    return (west, south, east, north) if inside else None
 
 
 def _day_start(day) -> datetime | None:

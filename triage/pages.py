@@ -52,7 +52,9 @@ def show_queue():
         status = 422
     # The filters without the cursor: the base of the "next page" and "first page" links.
     args = {key: request.args.getlist(key) for key in request.args if key != "cursor"}
+    without_bbox = {key: value for key, value in args.items() if key != "bbox"}
     return render_template("triage/queue.html", form=form, page=page, args=args,
+                           without_bbox=without_bbox,
                            state_labels=STATE_LABELS, paged=bool(form.cursor.data),
                            tile_url=settings().MAP_TILE_URL), status
 

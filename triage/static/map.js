@@ -56,6 +56,24 @@
     group.addTo(map);
     if (count) map.fitBounds(group.getBounds().pad(0.2), { maxZoom: 15 });
     else map.setView([51.5, -0.12], 10);
+
+    // Filter the queue to what the map shows: the area goes into the URL like every filter.
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "button secondary";
+    button.textContent = "Show only the reports in this map area";
+    button.addEventListener("click", function () {
+      var b = map.getBounds();
+      var box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v, i) {
+        var limit = i % 2 ? 90 : 180;
+        return Math.max(-limit, Math.min(limit, v)).toFixed(5);
+      });
+      var url = new URL(window.location.href);
+      url.searchParams.delete("cursor");
+      url.searchParams.set("bbox", box.join(","));
+      window.location.href = url.toString();
+    });
+    el.insertAdjacentElement("afterend", button);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
