@@ -36,7 +36,7 @@ class SignInForm(FlaskForm):
     ])
     code = StringField(
         "Code from your authenticator app",
-        description="Only if you set one up (admins always have). 6 digits.",
+        description="Only if you have set one up (every admin has). 6 digits.",
         validators=[Optional(), SIX_DIGITS],
     )
 
