@@ -257,6 +257,9 @@ def test_queue_urgent_first_map_and_keyboard(page: Page, site: Site):
     expect(rows.nth(1)).to_contain_text("Two girls")  # 88
     expect(page.locator(".state-counts")).to_contain_text("New 4")
     shot(page, "queue")
+    page.set_viewport_size({"width": 768, "height": 1024})  # a tablet held upright
+    shot(page, "queue-tablet")
+    page.set_viewport_size({"width": 1280, "height": 860})
     page.keyboard.press("j")
     page.keyboard.press("j")
     expect(rows.nth(1)).to_have_class(re.compile("selected"))

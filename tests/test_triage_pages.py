@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pyotp
 import pytest
@@ -14,6 +15,8 @@ from stopapp.audit.models import AuditEvent
 from stopapp.config import Config
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
+from stopapp.media.models import Photo
+from stopapp.media.services import storage
 from tests.triage_helpers import new_report
 from triage.security import safe_next
 
@@ -385,3 +388,38 @@ def test_queue_keeps_to_a_map_area_from_the_url(app, analyst):
     response = analyst.get("/triage/reports?bbox=10,0,5,1")
     assert response.status_code == 422
     assert "The map area is not valid" in response.get_data(as_text=True)
+
+
+def _report_with_photos(app, testdata) -> tuple:
+    """A report with a ready photo (its clean copies in the media store) and one processing."""
+    with app.app_context(), unit_of_work():
+        report = new_report()
+        key = storage().put((testdata / "photos" / "orientation_1.jpg").read_bytes(), ".jpg")
+        ready = Photo(report_id=report.id, idempotency_key_hash=uuid.uuid4().bytes * 2,
+                      upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                      status="ready", display_key=key, thumb_key=key)
+        busy = Photo(report_id=report.id, idempotency_key_hash=uuid.uuid4().bytes * 2,
+                     upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                     status="processing")
+        db.session.add_all([ready, busy])
+        db.session.flush()
+        return report.id, ready.id, busy.id
+
+
+def test_photos_are_shown_to_staff_only_never_cached_and_audited(app, analyst, testdata):
+    report_id, ready_id, busy_id = _report_with_photos(app, testdata)
+    page = analyst.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert f'src="/triage/photos/{ready_id}/thumb"' in page
+    assert f'href="/triage/photos/{ready_id}/display"' in page
+    with analyst.get(f"/triage/photos/{ready_id}/display") as response:
+        assert response.status_code == 200 and response.mimetype == "image/jpeg"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.get_data()[:2] == b"\xff\xd8"
+    assert analyst.get(f"/triage/photos/{busy_id}/display").status_code == 404
+    assert analyst.get(f"/triage/photos/{ready_id}/original").status_code == 404
+    with app.app_context():
+        reads = db.session.scalars(select(AuditEvent.detail).where(
+            AuditEvent.report_id == report_id, AuditEvent.action == "photo.read")).all()
+    assert reads == [{"photo_id": str(ready_id), "variant": "display"}]
+    anonymous = app.test_client().get(f"/triage/photos/{ready_id}/display")
+    assert anonymous.status_code == 302
