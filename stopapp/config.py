@@ -62,8 +62,8 @@ class Config:
     PASSWORD_TIME_COST: int = 3
     PASSWORD_MEMORY_KIB: int = 65536
     # The web queue's map tiles: a Leaflet URL template such as
-    # "https://{s}.tiles.example/{z}/{x}/{y}.png". Empty: the maps draw
-    # points and outlines on a blank background and load nothing from outside.
+    # "https://{s}.tiles.example/{z}/{x}/{y}.png". Empty: the maps draw their
+    # points and circles on a blank background and load nothing from outside.
     MAP_TILE_URL: str = ""
     # How long a staff sign-in lasts (a working day), in hours.
     STAFF_SESSION_HOURS: int = 10
@@ -138,7 +138,10 @@ class Config:
             # can still be submitted.
             "WTF_CSRF_CHECK_DEFAULT": False,
             "WTF_CSRF_TIME_LIMIT": None,
-            "WTF_CSRF_SSL_STRICT": True,
+            # The pages send Referrer-Policy: no-referrer, so browsers send no Referer for
+            # Flask-WTF's HTTPS same-origin check to read, and every form would be refused. The
+            # token and the SameSite cookie do that job.
+            "WTF_CSRF_SSL_STRICT": False,
             "RESTX_MASK_SWAGGER": False,
             "RESTX_ERROR_404_HELP": False,
             **self.extra,

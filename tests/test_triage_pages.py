@@ -423,3 +423,15 @@ def test_photos_are_shown_to_staff_only_never_cached_and_audited(app, analyst, t
     assert reads == [{"photo_id": str(ready_id), "variant": "display"}]
     anonymous = app.test_client().get(f"/triage/photos/{ready_id}/display")
     assert anonymous.status_code == 302
+
+
+def test_forms_work_over_https_without_a_referer(app):
+    # Referrer-Policy: no-referrer means browsers send no Referer: the CSRF check must not
+    # need one.
+    make_user(app)
+    client = app.test_client()
+    page = client.get("/triage/sign-in", base_url="https://localhost").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*? value="([^"]+)"', page).group(1)
+    response = client.post("/triage/sign-in", base_url="https://localhost", data={
+        "csrf_token": token, "email": "ana@example.org", "password": PASSWORD})
+    assert response.status_code == 302 and response.location == "/triage/reports"
