@@ -103,6 +103,12 @@ class Config:
     # The triage job waits at most this long for a lock (a long transaction, a migration), then
     # fails and is retried later, instead of holding a worker.
     TRIAGE_LOCK_TIMEOUT_MS: int = 5000
+    # The web queue's map tiles: a Leaflet URL template such as
+    # "https://{s}.tiles.example/{z}/{x}/{y}.png". Empty: the maps draw their
+    # points and circles on a blank background and load nothing from outside.
+    MAP_TILE_URL: str = ""
+    # How long a staff sign-in lasts (a working day), in hours.
+    STAFF_SESSION_HOURS: int = 10
 
     extra: dict = field(default_factory=dict)
 
@@ -167,6 +173,22 @@ class Config:
             # A Redis outage must not stop reports: the limiter then fails open, to memory.
             "RATELIMIT_SWALLOW_ERRORS": True,
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            # The web queue's session cookie: never readable by scripts, never sent by other
+            # sites' forms, and only over HTTPS outside development.
+            "SESSION_COOKIE_NAME": "stopapp_session",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.STOPAPP_ENV != "development",
+            "PERMANENT_SESSION_LIFETIME": int(self.STAFF_SESSION_HOURS) * 3600,
+            # CSRF is checked by the web queue's blueprint only (the API takes bearer tokens and
+            # no cookies); a token lasts as long as the session, so a page left open over lunch
+            # can still be submitted.
+            "WTF_CSRF_CHECK_DEFAULT": False,
+            "WTF_CSRF_TIME_LIMIT": None,
+            # The pages send Referrer-Policy: no-referrer, so browsers send no Referer for
+            # Flask-WTF's HTTPS same-origin check to read, and every form would be refused. The
+            # token and the SameSite cookie do that job.
+            "WTF_CSRF_SSL_STRICT": False,
             "RESTX_MASK_SWAGGER": False,
             "RESTX_ERROR_404_HELP": False,
             **self.extra,
