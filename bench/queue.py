@@ -260,7 +260,7 @@ def children(gen: Generator, reports: list) -> dict[str, list]:
                 status = rng.choices(["ready", "processing", "rejected"], [85, 5, 10])[0]
                 ready = status == "ready"
                 out["photos"].append((
-                    uuid.uuid4(), report_id, os.urandom(32), os.urandom(32), 2_000_000, "jpeg",
+                    uuid.uuid4(), report_id, os.urandom(32), os.urandom(32),
                     status, None if status != "rejected" else "undecodable",
                     f"{digest[:2]}/{digest[2:4]}/{digest}.jpg" if ready else None,
                     f"{digest[:2]}/{digest[2:4]}/{digest}.t.jpg" if ready else None,
@@ -288,9 +288,8 @@ def children(gen: Generator, reports: list) -> dict[str, list]:
 
 
 CHILD_COLUMNS = {
-    "photos": "id, report_id, idempotency_key_hash, upload_sha256, upload_bytes, "
-              "detected_format, status, reject_reason, display_key, thumb_key, width, height, "
-              "attempts, created_at",
+    "photos": "id, report_id, idempotency_key_hash, upload_digest, status, reject_reason, "
+              "display_key, thumb_key, width, height, attempts, created_at",
     "report_links": "report_id, other_id, distance_m, hours_apart, text_similarity, photo_match",
     "report_messages": "id, report_id, sender, author_id, body, created_at",
     "report_notes": "id, report_id, author_id, body, created_at",

@@ -491,7 +491,7 @@ def _stored_photo(app, status="ready") -> tuple[str, str]:
         display = storage().put(b"\xff\xd8display\xff\xd9", ".jpg")
         thumb = storage().put(b"\xff\xd8thumb\xff\xd9", ".jpg")
         photo = Photo(report_id=report.id, idempotency_key_hash=b"k" * 32,
-                      upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                      upload_digest=b"\0" * 32,
                       status=status, display_key=display, thumb_key=thumb)
         db.session.add(photo)
         db.session.flush()

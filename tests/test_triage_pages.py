@@ -396,10 +396,10 @@ def _report_with_photos(app, testdata) -> tuple:
         report = new_report()
         key = storage().put((testdata / "photos" / "orientation_1.jpg").read_bytes(), ".jpg")
         ready = Photo(report_id=report.id, idempotency_key_hash=uuid.uuid4().bytes * 2,
-                      upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                      upload_digest=b"\0" * 32,
                       status="ready", display_key=key, thumb_key=key)
         busy = Photo(report_id=report.id, idempotency_key_hash=uuid.uuid4().bytes * 2,
-                     upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                     upload_digest=b"\0" * 32,
                      status="processing")
         db.session.add_all([ready, busy])
         db.session.flush()

@@ -23,7 +23,7 @@ def _fixture(app, user_id):
             contact_encrypted=ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt({"name": "A"}),
         )
         photo = Photo(report_id=report.id, idempotency_key_hash=b"k" * 32,
-                      upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                      upload_digest=b"\0" * 32,
                       status="ready", display_key=storage().put(b"display", ".jpg"),
                       thumb_key=storage().put(b"thumb", ".jpg"))
         db.session.add(photo)

@@ -89,7 +89,7 @@ def test_summary_has_the_contract_fields(app, client, analyst):
 
 def _photo(report_id, status: str, **fields) -> Photo:
     return Photo(report_id=report_id, idempotency_key_hash=uuid.uuid4().bytes * 2,
-                 upload_sha256=b"\0" * 32, upload_bytes=1, detected_format="jpeg",
+                 upload_digest=b"\0" * 32,
                  status=status, **fields)
 
 
