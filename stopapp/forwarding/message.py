@@ -111,9 +111,19 @@ def _tags(report: Report) -> list[dict]:
         tags.append({
             "tag": f"{dimension}:{code}",
             "label": row.label if row else code,
-            "crosswalk": dict(sorted((row.crosswalk or {}).items())) if row else {},
+            "crosswalk": _crosswalk(row.crosswalk) if row else {},
         })
     return tags
+
+
+def _crosswalk(crosswalk: dict | None) -> dict[str, str]:
+    """Scheme -> its codes as text ("a, b"); the vocabulary's own notes (`_unverified`) stay
+    inside."""
+    return {
+        scheme: ", ".join(codes) if isinstance(codes, list) else str(codes)
+        for scheme, codes in sorted((crosswalk or {}).items())
+        if not scheme.startswith("_")
+    }
 
 
 def _type_labels(codes: list[str]) -> list[str]:
