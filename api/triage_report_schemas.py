@@ -77,8 +77,10 @@ class FlagField(fields.String):
     VALUES = {"1": True, "true": True, "0": False, "false": False}
 
     def __init__(self, description: str, **kwargs):
-        super().__init__(metadata={"enum": list(self.VALUES), "description": description},
-                         **kwargs)
+        super().__init__(
+            metadata={"enum": list(self.VALUES), "default": "0", "description": description},
+            **kwargs,
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)

@@ -88,11 +88,14 @@ def test_the_links_lead_from_a_submission_to_status_messages_and_photos(document
     links = document["paths"]["/reports"]["post"]["responses"]["201"]["links"]
     operation_ids = {op["operationId"] for ops in document["paths"].values()
                      for op in ops.values()}
+    staff = {"postClaimChange", "postReportForwards", "getContact"}  # with their token
     assert {link["operationId"] for link in links.values()} == {
-        "getReportStatus", "addReportMessage", "uploadReportPhoto"}
+        "getReportStatus", "addReportMessage", "uploadReportPhoto", *staff}
     assert {link["operationId"] for link in links.values()} <= operation_ids
     for link in links.values():
-        assert link["parameters"]["header.X-Report-Receipt"] == "$response.body#/receipt"
+        assert link["parameters"]["report_id"] == "$response.body#/id"
+        receipt = link["parameters"].get("header.X-Report-Receipt")
+        assert receipt == (None if link["operationId"] in staff else "$response.body#/receipt")
 
 
 def test_location_or_place_is_in_the_document_and_on_the_server(client, document):
