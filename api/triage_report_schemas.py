@@ -106,8 +106,10 @@ class QueueQuerySchema(StrictSchema):
     bbox = BBoxField()
     created_from = UtcDateTime(metadata={"description": "RFC 3339; inclusive."})
     created_to = UtcDateTime(metadata={"description": "RFC 3339; exclusive."})
-    q = fields.String(validate=[validate.Length(1, 500), TextRule()],
-                      metadata={"description": "Full text over description and place."})
+    q = fields.String(
+        validate=[validate.Length(1, 500), TextRule()],
+        metadata={"description": "Full text over description and place (web search syntax)."},
+    )
     sort = fields.String(validate=validate.OneOf(SORTS), load_default="priority")
     limit = fields.Integer(validate=validate.Range(1, MAX_LIMIT), load_default=DEFAULT_LIMIT)
     cursor = fields.String(validate=validate.Length(1, 500),
@@ -135,7 +137,7 @@ def _tag_list(**kwargs) -> fields.List:
 
 
 class ReportPatchSchema(StrictSchema):
-    # something(), for the OpenAPI document.
+    # The rule of something() below, for the OpenAPI document.
     json_schema_rules: ClassVar[dict] = {"minProperties": 1}
 
     tags = _tag_list()
