@@ -27,7 +27,8 @@ from api.schemas import EARLIEST, MAX_FUTURE
 from stopapp.reports.taxonomy import BUILTIN_TYPES
 
 CODES = sorted(BUILTIN_TYPES)
-# Imported by the live_url fixture from tests/data/geo/london_hf_kc_westminster.geojson.
+# Imported by the `live` fixture (tests/test_openapi_live.py) from
+# tests/data/geo/london_hf_kc_westminster.geojson.
 AREA_CODES = ["E09000013", "E09000020", "E09000033"]
 BASE_URL = os.environ.get("STOPAPP_SCHEMATHESIS_URL", "")
 TOKEN = os.environ.get("STOPAPP_SCHEMATHESIS_TOKEN", "")

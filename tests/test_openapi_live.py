@@ -15,7 +15,7 @@ import sys
 import threading
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.committed
 @dataclass(frozen=True)
 class Live:
     url: str  # the base URL of the API
-    token: str  # an admin's API token
+    token: str = field(repr=False)  # an admin's API token, kept out of failure output
     admin_id: str
 
 
@@ -80,6 +80,11 @@ def live(migrated_database, tmp_path_factory):
         Redis.from_url(REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="module")
+def live_url(live):
+    return live.url
+
+
 def test_schemathesis_finds_nothing_with_every_check(live, tmp_path):
     """Examples, coverage, fuzzing and the stateful phase (following the document's links)."""
     # For the hooks (tests/schemathesis_hooks.py), which read reports and name real staff.
@@ -99,11 +104,6 @@ def test_schemathesis_finds_nothing_with_every_check(live, tmp_path):
     # The stateful phase ran and followed links from a submission to the other operations.
     links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", output)
     assert links and int(links.group(1)) >= 3, output[-5_000:]
-
-
-@pytest.fixture(scope="module")
-def live_url(live):
-    return live.url
 
 
 @pytest.fixture(scope="module")
