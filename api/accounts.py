@@ -6,7 +6,7 @@ from flask_restx import Namespace, Resource
 from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor
-from api.openapi import register_models
+from api.openapi import operation, register_models
 from api.parsing import load_query
 from api.schemas import ProblemSchema, StrictSchema, UtcDateTime
 from stopapp.accounts import services as accounts
@@ -95,20 +95,6 @@ _admin_view = StaffUserSchema(many=True)
 _staff_view = StaffUserSchema(many=True, only=("id", "name", "role"))
 
 
-def _query_params(schema: Schema) -> dict:
-    """ns.doc params for a query schema's fields (documented from the schema itself)."""
-    kinds = {fields.UUID: ("string", "uuid"), fields.Integer: ("integer", None),
-             fields.DateTime: ("string", "date-time"), fields.String: ("string", None)}
-    params = {}
-    for name, field in schema.fields.items():
-        kind, fmt = next(v for k, v in kinds.items() if isinstance(field, k))
-        param = {"in": "query", "type": kind, **field.metadata}
-        if fmt:
-            param["format"] = fmt
-        params[field.data_key or name] = param
-    return params
-
-
 @ns.route("/users")
 class Users(Resource):
     @ns.response(200, "Staff, by name", [models["StaffUser"]])
@@ -135,7 +121,7 @@ class Taxonomy(Resource):
 
 @ns.route("/audit")
 class Audit(Resource):
-    @ns.doc(params=_query_params(_audit_query))
+    @operation(query=AuditQuerySchema)
     @ns.response(200, "Events, newest first", models["AuditPage"])
     @ns.response(401, "No or a bad token", models["Problem"])
     @ns.response(403, "Supervisors and admins only", models["Problem"])

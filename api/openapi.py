@@ -306,8 +306,10 @@ class _Builder:
         return op
 
     def _schema_ref(self, schema) -> dict:
-        if isinstance(schema, dict):
-            return schema
+        if isinstance(schema, dict):  # a JSON Schema; its oneOf/anyOf/allOf may name classes
+            return {key: [self._schema_ref(s) for s in value]
+                    if key in ("oneOf", "anyOf", "allOf") else value
+                    for key, value in schema.items()}
         name = schema_name(schema)
         if name not in self.spec.components.schemas:
             self.spec.components.schema(name, schema=schema)

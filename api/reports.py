@@ -52,6 +52,15 @@ def _links(parameters: dict) -> dict:
     }
 
 
+# And what staff can do with a new report (their token, not the receipt, authorises it).
+_STAFF_LINKS = {
+    name: {"operationId": operation_id, "parameters": {"report_id": "$response.body#/id"}}
+    for name, operation_id in (("ClaimReport", "postClaimChange"),
+                               ("ForwardReport", "postReportForwards"),
+                               ("RevealContact", "getContact"))
+}
+
+
 _NOT_YOURS = "Unknown id, or wrong or missing receipt"
 
 
@@ -66,7 +75,7 @@ class Reports(Resource):
         headers=[IDEMPOTENCY_KEY],
         responses={
             201: Reply(ReportCreatedSchema, "Stored (or a retry: the first answer again)",
-                       links=_links(_FROM_CREATED)),
+                       links={**_links(_FROM_CREATED), **_STAFF_LINKS}),
             413: "Body over 1 MiB",
             422: "Invalid, or the Idempotency-Key was used with another body",
         },

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from stopapp.constants import (
     REPORTER_STATUS,
@@ -307,6 +307,12 @@ class MetaSchema(Schema):
 
 
 class ProblemSchema(Schema):
+    """RFC 9457: a problem type may add members (412 names the current `version`), so the
+    document allows more properties."""
+
+    class Meta:
+        unknown = INCLUDE
+
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import math
+import copy
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas import StrictInteger, StrictSchema, TextRule, UtcDateTime, text
+from api.schemas import Pattern, StrictInteger, StrictSchema, TextRule, UtcDateTime, text
 from stopapp.constants import ReportState
 from stopapp.review.queue import DEFAULT_LIMIT, MAX_LIMIT, SORTS
-from stopapp.review.services import DISMISS_REASON_CODES, MAX_BULK_IDS, MAX_TAGS
+from stopapp.review.services import (
+    DISMISS_REASON_CODES,
+    MAX_BULK_IDS,
+    MAX_CONTACT_REASON_CHARS,
+    MAX_TAGS,
+)
 
 STATES = [s.value for s in ReportState]
 MAX_NOTE_CHARS = 10_000
@@ -23,66 +29,99 @@ PHOTO_URL = "/api/v1/triage/photos/{id}/{variant}"
 # -- the queue's query string ----------------------------------------------------------------------
 
 
-class BBoxField(fields.Field):
-    """`minLon,minLat,maxLon,maxLat` in WGS 84 degrees, west to east and south to north."""
+_NUMBER = r"-?[0-9]{1,3}(\.[0-9]{1,15})?"
+BBOX = Pattern(rf"^{_NUMBER}(,{_NUMBER}){{3}}$", "Four numbers: minLon,minLat,maxLon,maxLat.")
+_HEX = "[0-9A-Fa-f]"
+ASSIGNEE = Pattern(
+    rf"^(me|none|{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})$",
+    "me, none or a user id.",
+)
+
+
+class BBoxField(fields.String):
+    """`minLon,minLat,maxLon,maxLat` in WGS 84 degrees, west to east and south to north.
+
+    The document states the form (BBOX); the ranges and their order are checked here only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"pattern": BBOX.regex.pattern,
+                                   "description": "minLon,minLat,maxLon,maxLat (WGS 84)."},
+                         **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        parts = value.split(",") if isinstance(value, str) else []
-        try:
-            box = tuple(float(p) for p in parts)
-        except ValueError:
-            box = ()
-        if len(box) != 4 or not all(math.isfinite(v) for v in box):
-            raise ValidationError("Four numbers: minLon,minLat,maxLon,maxLat.")
-        min_lon, min_lat, max_lon, max_lat = box
+        min_lon, min_lat, max_lon, max_lat = (
+            float(p) for p in BBOX(super()._deserialize(value, attr, data, **kwargs)).split(",")
+        )
         if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
             raise ValidationError(
                 "Longitudes within -180..180 and latitudes within -90..90, minimum below maximum."
             )
-        return box
+        return min_lon, min_lat, max_lon, max_lat
 
 
-class AssigneeField(fields.Field):
+class AssigneeField(fields.String):
     """`me`, `none` or a user id."""
 
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"pattern": ASSIGNEE.regex.pattern,
+                                   "description": "me, none or a user id."}, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
-        if value in ("me", "none"):
-            return value
-        try:
-            return uuid.UUID(value)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError("me, none or a user id.") from exc
+        value = ASSIGNEE(super()._deserialize(value, attr, data, **kwargs))
+        return value if value in ("me", "none") else uuid.UUID(value)
 
 
-class FlagField(fields.Field):
+class FlagField(fields.String):
+    """1 (or true) and 0 (or false)."""
+
+    VALUES = {"1": True, "true": True, "0": False, "false": False}
+
+    def __init__(self, description: str, **kwargs):
+        super().__init__(
+            metadata={"enum": list(self.VALUES), "default": "0", "description": description},
+            **kwargs,
+        )
+
     def _deserialize(self, value, attr, data, **kwargs):
-        if value in ("1", "true"):
-            return True
-        if value in ("0", "false"):
-            return False
-        raise ValidationError("1 or 0.")
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value not in self.VALUES:
+            raise ValidationError("1 or 0.")
+        return self.VALUES[value]
 
 
 class QueueQuerySchema(StrictSchema):
     """GET /api/v1/triage/reports. `state` and `tag` may be repeated; the rest may not."""
 
-    REPEATABLE = ("state", "tag")
-
     state = fields.List(fields.String(validate=validate.OneOf(STATES)),
-                        validate=validate.Length(min=1, max=len(STATES)))
-    type = fields.String(validate=[validate.Length(1, 64), TextRule()])
+                        validate=validate.Length(min=1, max=len(STATES)),
+                        metadata={"description": "Repeatable; default new and in_review."})
+    type = fields.String(validate=[validate.Length(1, 64), TextRule()],
+                         metadata={"description": "An exploitation type code."})
     tag = fields.List(fields.String(validate=[validate.Length(1, 200), TextRule()]),
-                      validate=validate.Length(min=1, max=MAX_TAGS))
+                      validate=validate.Length(min=1, max=MAX_TAGS),
+                      metadata={"description": "Repeatable; every one must be on the report."})
     assignee = AssigneeField()
-    area = fields.String(validate=[validate.Length(1, 64), TextRule()])
+    area = fields.String(validate=[validate.Length(1, 64), TextRule()],
+                         metadata={"description": "An area code."})
     bbox = BBoxField()
-    created_from = UtcDateTime()
-    created_to = UtcDateTime()
-    q = fields.String(validate=[validate.Length(1, 500), TextRule()])
+    created_from = UtcDateTime(metadata={"description": "RFC 3339; inclusive."})
+    created_to = UtcDateTime(metadata={"description": "RFC 3339; exclusive."})
+    q = fields.String(
+        validate=[validate.Length(1, 500), TextRule()],
+        metadata={"description": "Full text over description and place (web search syntax)."},
+    )
     sort = fields.String(validate=validate.OneOf(SORTS), load_default="priority")
     limit = fields.Integer(validate=validate.Range(1, MAX_LIMIT), load_default=DEFAULT_LIMIT)
-    cursor = fields.String(validate=validate.Length(1, 500))
-    counts = FlagField(load_default=False)
+    cursor = fields.String(validate=validate.Length(1, 500),
+                           metadata={"description": "next_cursor of the previous page."})
+    counts = FlagField("1 adds the number of reports per state.", load_default=False)
+
+
+class ContactQuerySchema(StrictSchema):
+    """GET /api/v1/triage/reports/{id}/contact."""
+
+    reason = text(MAX_CONTACT_REASON_CHARS, required=True,
+                  description="Why you need them (audited).")
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -98,6 +137,9 @@ def _tag_list(**kwargs) -> fields.List:
 
 
 class ReportPatchSchema(StrictSchema):
+    # The rule of something() below, for the OpenAPI document.
+    json_schema_rules: ClassVar[dict] = {"minProperties": 1}
+
     tags = _tag_list()
     priority_override = StrictInteger(
         allow_none=True, validate=validate.Range(0, 100),
@@ -172,6 +214,26 @@ class BulkSchema(MoveFieldsSchema):
                        for name in BULK_REQUIRED[action] - given})
         if errors:
             raise ValidationError(errors)
+
+
+def _bulk_action_schema(name: str, actions: list[str]) -> type[Schema]:
+    """BulkSchema for `actions` only, for the document: the fields of other actions are
+    refused, as BulkSchema.fields_of_the_action refuses them."""
+    declared = BulkSchema._declared_fields
+    chosen = {"ids": declared["ids"],
+              "action": fields.String(required=True, validate=validate.OneOf(actions))}
+    for field_name in sorted(BULK_FIELDS[actions[0]]):
+        chosen[field_name] = copy.deepcopy(declared[field_name])
+        chosen[field_name].required = field_name in BULK_REQUIRED[actions[0]]
+    return StrictSchema.from_dict(chosen, name=name)
+
+
+# The body of POST /triage/reports/bulk in the document: one schema per kind of action.
+BULK_BODY = {"oneOf": [
+    _bulk_action_schema("BulkTransitionSchema", ["transition"]),
+    _bulk_action_schema("BulkAssignSchema", ["assign"]),
+    _bulk_action_schema("BulkTagsSchema", ["add_tags", "remove_tags"]),
+]}
 
 
 # -- responses ---------------------------------------------------------------------------------

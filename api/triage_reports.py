@@ -12,18 +12,19 @@ import uuid
 
 from flask import Response, request
 from flask_restx import Namespace, Resource
-from marshmallow import ValidationError as SchemaError
 
 from api.auth import current_actor
-from api.openapi import register_models
-from api.parsing import flatten_errors, load_body
+from api.openapi import operation, register_models
+from api.parsing import load_body, load_query
 from api.problem import problem_object
 from api.schemas import ProblemSchema
 from api.triage_report_schemas import (
+    BULK_BODY,
     AssignSchema,
     BulkResultsSchema,
     BulkSchema,
     ContactDetailsSchema,
+    ContactQuerySchema,
     NoteCreateSchema,
     NoteSchema,
     QueuePageSchema,
@@ -37,7 +38,6 @@ from api.triage_report_schemas import (
     dump_summary,
 )
 from stopapp.db import unit_of_work
-from stopapp.errors import ValidationError
 from stopapp.review import queue, services
 from stopapp.review.services import etag
 
@@ -46,7 +46,7 @@ models = register_models(
     ns,
     [QueuePageSchema, ReportDetailSchema, ReportPatchSchema, ReportStateSchema, AssignSchema,
      TransitionSchema, NoteCreateSchema, NoteSchema, ReplyCreateSchema, StaffMessageSchema,
-     BulkSchema, BulkResultsSchema, ContactDetailsSchema, ProblemSchema],
+     BulkResultsSchema, ContactDetailsSchema, ProblemSchema],
 )
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -80,21 +80,7 @@ def _changed(report) -> tuple:
 
 def queue_query() -> queue.QueueQuery:
     """The queue's filters from the query string. Raises ValidationError naming the parameter."""
-    data, errors = {}, {}
-    for key in request.args:
-        values = request.args.getlist(key)
-        if key in QueueQuerySchema.REPEATABLE:
-            data[key] = values
-        elif len(values) > 1:
-            errors[key] = ["Give this parameter once."]
-        else:
-            data[key] = values[0]
-    try:
-        loaded = QueueQuerySchema().load(data)
-    except SchemaError as exc:
-        errors.update(flatten_errors(exc.messages))
-    if errors:
-        raise ValidationError("The query breaks the rules of the API.", errors=errors)
+    loaded = load_query(QueueQuerySchema())
     return queue.QueueQuery(
         states=tuple(dict.fromkeys(loaded.get("state") or queue.DEFAULT_STATES)),
         type=loaded.get("type"),
@@ -112,30 +98,9 @@ def queue_query() -> queue.QueueQuery:
     )
 
 
-queue_params = {
-    "state": {"description": "Repeatable; default new and in_review.", "type": "array",
-              "items": {"type": "string"}, "collectionFormat": "multi"},
-    "type": {"description": "An exploitation type code.", "type": "string"},
-    "tag": {"description": "Repeatable; every one must be on the report.", "type": "array",
-            "items": {"type": "string"}, "collectionFormat": "multi"},
-    "assignee": {"description": "me, none or a user id.", "type": "string"},
-    "area": {"description": "An area code.", "type": "string"},
-    "bbox": {"description": "minLon,minLat,maxLon,maxLat (WGS 84).", "type": "string"},
-    "created_from": {"description": "RFC 3339; inclusive.", "type": "string",
-                     "format": "date-time"},
-    "created_to": {"description": "RFC 3339; exclusive.", "type": "string", "format": "date-time"},
-    "q": {"description": "Full text over description and place (web search syntax).",
-          "type": "string"},
-    "sort": {"description": "priority (default), oldest or newest.", "type": "string"},
-    "limit": {"description": "1 to 100, default 50.", "type": "integer"},
-    "cursor": {"description": "next_cursor of the previous page.", "type": "string"},
-    "counts": {"description": "1 adds the number of reports per state.", "type": "string"},
-}
-
-
 @ns.route("/reports")
 class Queue(Resource):
-    @ns.doc(params=queue_params)
+    @operation(query=QueueQuerySchema)
     @ns.response(200, "A page of the queue", models["QueuePage"])
     @_problem(401, "No or a bad token")
     @_problem(422, "A bad parameter or cursor (named in errors)")
@@ -153,7 +118,7 @@ class Queue(Resource):
 
 @ns.route("/reports/bulk")
 class Bulk(Resource):
-    @ns.expect(models["Bulk"])
+    @operation(body=BULK_BODY)
     @ns.response(200, "Each report's own outcome", models["BulkResults"])
     @_problem(403, "assign by an analyst")
     @_problem(422, "Invalid body")
@@ -275,8 +240,7 @@ class Replies(Resource):
 
 @ns.route("/reports/<uuid:report_id>/contact")
 class Contact(Resource):
-    @ns.doc(params={"reason": {"description": "Why you need them (audited).", "type": "string",
-                               "required": True}})
+    @operation(query=ContactQuerySchema)
     @ns.response(200, "The decrypted contact details", models["ContactDetails"])
     @_problem(403, "Not a supervisor")
     @_problem(404, "No such report, or no contact details")

@@ -35,6 +35,7 @@ from api.schemas import (
     TextRule,
     text,
 )
+from api.triage_report_schemas import BulkSchema, QueueQuerySchema, ReportPatchSchema
 
 from .conftest import VALID_REPORT, submit
 from .helpers import assert_problem
@@ -88,11 +89,14 @@ def test_the_links_lead_from_a_submission_to_status_messages_and_photos(document
     links = document["paths"]["/reports"]["post"]["responses"]["201"]["links"]
     operation_ids = {op["operationId"] for ops in document["paths"].values()
                      for op in ops.values()}
+    staff = {"postClaimChange", "postReportForwards", "getContact"}  # with their token
     assert {link["operationId"] for link in links.values()} == {
-        "getReportStatus", "addReportMessage", "uploadReportPhoto"}
+        "getReportStatus", "addReportMessage", "uploadReportPhoto", *staff}
     assert {link["operationId"] for link in links.values()} <= operation_ids
     for link in links.values():
-        assert link["parameters"]["header.X-Report-Receipt"] == "$response.body#/receipt"
+        assert link["parameters"]["report_id"] == "$response.body#/id"
+        receipt = link["parameters"].get("header.X-Report-Receipt")
+        assert receipt == (None if link["operationId"] in staff else "$response.body#/receipt")
 
 
 def test_location_or_place_is_in_the_document_and_on_the_server(client, document):
@@ -305,3 +309,70 @@ def test_a_new_namespace_is_documented_with_either_style():
     assert "Location" in attachments["post"]["responses"]["202"]["headers"]
     assert {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}} in \
         attachments["get"]["parameters"]
+
+
+# --- The staff API: the document says what the server checks ---
+
+
+def _schema_valid(document: dict, schema: dict, value) -> bool:
+    return jsonschema_rs.validator_for({**schema, "components": document["components"]}).is_valid(
+        value)
+
+
+def _loads(schema: Schema, value) -> bool:
+    try:
+        schema.load(value)
+    except SchemaError:
+        return False
+    return True
+
+
+REPORT_ID = "3f1c353e-1e2a-4f7b-ad86-f874a05ab77c"
+
+
+@pytest.mark.parametrize("body", [
+    {"ids": [REPORT_ID], "action": "add_tags", "tags": ["free:x"]},
+    {"ids": [REPORT_ID], "action": "remove_tags", "tags": []},
+    {"ids": [REPORT_ID], "action": "assign", "user_id": REPORT_ID},
+    {"ids": [REPORT_ID], "action": "transition", "to": "dismissed", "reason_code": "spam"},
+    {"ids": [REPORT_ID], "action": "assign", "user_id": REPORT_ID, "tags": ["free:x"]},
+    {"ids": [REPORT_ID], "action": "add_tags", "to": "new", "tags": ["free:x"]},
+    {"ids": [REPORT_ID], "action": "transition"},
+    {"ids": [REPORT_ID], "action": "add_tags", "tags": ["free:x"], "colour": "red"},
+    {"ids": [], "action": "add_tags", "tags": ["free:x"]},
+])
+def test_a_bulk_body_is_valid_by_the_document_exactly_when_the_server_takes_it(document, body):
+    schema = document["paths"]["/triage/reports/bulk"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert _schema_valid(document, schema, body) == _loads(BulkSchema(), body)
+
+
+@pytest.mark.parametrize("body, valid", [
+    ({}, False), ({"tags": []}, True), ({"priority_override": None}, True)])
+def test_a_patch_must_change_something_by_the_document_and_the_server(document, body, valid):
+    assert _validator(document, "ReportPatch").is_valid(body) == valid
+    assert _loads(ReportPatchSchema(), body) == valid
+
+
+@pytest.mark.parametrize("name, value", [
+    ("bbox", "-0.25,51.48,-0.1,51.53"), ("bbox", "1e2,0,1,1"), ("bbox", "0,0,1"),
+    ("bbox", " 1,0,2,1"), ("assignee", "me"), ("assignee", "none"), ("assignee", REPORT_ID),
+    ("assignee", REPORT_ID.replace("-", "")), ("assignee", f"urn:uuid:{REPORT_ID}"),
+    ("counts", "1"), ("counts", "false"), ("counts", "yes"), ("limit", "100"), ("limit", "101"),
+    ("type", " "),
+])
+def test_queue_parameters_are_valid_by_the_document_as_the_server_reads_them(
+    document, name, value
+):
+    parameters = {p["name"]: p["schema"]
+                  for p in document["paths"]["/triage/reports"]["get"]["parameters"]}
+    typed = int(value) if parameters[name].get("type") == "integer" else value
+    in_range = name != "bbox" or value.startswith("-0.25")  # the ranges: the server only
+    assert (_schema_valid(document, parameters[name], typed) and in_range) == _loads(
+        QueueQuerySchema(), {name: value})
+
+
+def test_a_problem_may_carry_extension_members(document):
+    stale = {"type": "urn:stopapp:problem:stale-version", "title": "Precondition failed",
+             "status": 412, "version": 3}
+    assert _validator(document, "Problem").is_valid(stale)

@@ -15,6 +15,7 @@ import sys
 import threading
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from stopapp import create_app
+from stopapp.accounts import services as accounts
+from stopapp.areas import services as areas
+from stopapp.db import unit_of_work
 from stopapp.extensions import db
 from tests.conftest import REDIS_URL, ROOT, TABLES, TESTDATA, test_settings
 
@@ -35,9 +39,16 @@ MAX_EXAMPLES = os.environ.get("STOPAPP_SCHEMATHESIS_EXAMPLES", "15")
 pytestmark = pytest.mark.committed
 
 
+@dataclass(frozen=True)
+class Live:
+    url: str  # the base URL of the API
+    token: str = field(repr=False)  # an admin's API token, kept out of failure output
+    admin_id: str
+
+
 @pytest.fixture(scope="module")
-def live_url(migrated_database, tmp_path_factory):
-    """The base URL of the API served over real HTTP."""
+def live(migrated_database, tmp_path_factory):
+    """The API served over real HTTP."""
     Redis.from_url(REDIS_URL).flushdb()
     tmp = tmp_path_factory.mktemp("live")
     # The limits stay on (their code runs) but out of reach of a few thousand requests.
@@ -46,11 +57,18 @@ def live_url(migrated_database, tmp_path_factory):
         tmp, RATELIMIT_REPORTS=many, RATELIMIT_PHOTOS=many, RATELIMIT_READS=many,
         RATELIMIT_RECEIPT_FAILURES=many,
     ))
+    # An admin's token, for the staff operations, and areas whose codes the queue can filter on.
+    with app.app_context(), unit_of_work():
+        admin = accounts.create_user("st-admin@example.org", "admin", "correct horse battery")
+        _, token = accounts.issue_token(admin, "schemathesis")
+        admin_id = str(admin.id)
+        with (TESTDATA / "geo" / "london_hf_kc_westminster.geojson").open("rb") as source:
+            areas.import_areas(None, source, code_property="LAD13CD", name_property="LAD13NM")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/api/v1"
+        yield Live(f"http://127.0.0.1:{server.server_port}/api/v1", token, admin_id)
     finally:
         server.shutdown()
         server.server_close()
@@ -62,12 +80,20 @@ def live_url(migrated_database, tmp_path_factory):
         Redis.from_url(REDIS_URL).flushdb()
 
 
-def test_schemathesis_finds_nothing_with_every_check(live_url, tmp_path):
+@pytest.fixture(scope="module")
+def live_url(live):
+    return live.url
+
+
+def test_schemathesis_finds_nothing_with_every_check(live, tmp_path):
     """Examples, coverage, fuzzing and the stateful phase (following the document's links)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # For the hooks (tests/schemathesis_hooks.py), which read reports and name real staff.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STOPAPP_SCHEMATHESIS_URL": live.url,
+           "STOPAPP_SCHEMATHESIS_TOKEN": live.token, "STOPAPP_SCHEMATHESIS_USER": live.admin_id}
     result = subprocess.run(
         [str(BIN / "st"), "--config-file", str(ROOT / "tests" / "schemathesis.toml"), "run",
-         f"{live_url}/openapi.json", "--checks", "all",
+         f"{live.url}/openapi.json", "--checks", "all",
+         "--header", f"Authorization: Bearer {live.token}",
          "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--no-color",
          "--generation-database", "none", "--report-dir", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,

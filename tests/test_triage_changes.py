@@ -462,7 +462,10 @@ def test_contact_is_for_supervisors_with_a_reason_and_audited(app, client, staff
     assert_problem(client.get(url, headers=auth(token(staff, "supervisor"))), 422, "reason")
     too_long = client.get(f"{url}?reason={'x' * 501}", headers=auth(token(staff, "supervisor")))
     assert_problem(too_long, 422, "reason")
-    response = client.get(f"{url}?reason=Police+asked+to+speak+to+the+witness",
+    # 500 characters as sent (the document's maxLength), white space included.
+    padded = client.get(f"{url}?reason={'x' * 499}+++", headers=auth(token(staff, "supervisor")))
+    assert_problem(padded, 422, "reason")
+    response = client.get(f"{url}?reason=+Police+asked+to+speak+to+the+witness+",
                           headers=auth(token(staff, "supervisor")))
     assert response.status_code == 200
     assert response.get_json() == {"name": "Sam", "phone": "+44 20 7946 0000"}

@@ -50,6 +50,9 @@ def inspect_public_key(armoured: str, now: datetime | None = None) -> KeyInfo:
     """
     if "PRIVATE KEY BLOCK" in armoured:
         raise KeyRejected("This is a private key: send the public key only.")
+    if not armoured.isascii():
+        # Armour is ASCII; python-gnupg would fail to hand anything else to gpg.
+        raise KeyRejected("Send exactly one ASCII-armoured PGP public key.")
     now = now or datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="stopapp-gpg-") as home:
         gpg = gnupg.GPG(gnupghome=home)

@@ -457,8 +457,9 @@ def reveal_contact(actor: User, report_id: uuid.UUID, reason: str) -> dict:
     unknown report or one without contact details.
     """
     require_role(actor, Role.SUPERVISOR)
-    reason = (reason or "").strip()
-    if not reason or len(reason) > MAX_CONTACT_REASON_CHARS or "\x00" in reason:
+    reason = reason or ""
+    # The length before stripping, as the document's maxLength counts it.
+    if not reason.strip() or len(reason) > MAX_CONTACT_REASON_CHARS or "\x00" in reason:
         raise ValidationError(
             "Say why you need the contact details.",
             errors={"reason": [f"Required; 1 to {MAX_CONTACT_REASON_CHARS} characters."]},
@@ -467,7 +468,7 @@ def reveal_contact(actor: User, report_id: uuid.UUID, reason: str) -> dict:
     if report is None or report.contact_encrypted is None:
         raise NotFoundError("No contact details for this report.")
     details = ContactCipher(settings().DATA_ENCRYPTION_KEY).decrypt(report.contact_encrypted)
-    record(actor, "contact.read", report_id=report.id, detail={"reason": reason})
+    record(actor, "contact.read", report_id=report.id, detail={"reason": reason.strip()})
     return details
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import email
 from email.policy import default as default_policy
 
+import pytest
 from sqlalchemy import func, select
 
 from stopapp.extensions import db
+from stopapp.forwarding import pgp
 from stopapp.forwarding.models import Forward
 from tests.forwarding.conftest import new_report, report_version
 from tests.forwarding.test_email import add_photos, attachments, forward_row, parse_geojson
@@ -90,3 +92,9 @@ def test_job_never_sends_plaintext_to_an_encrypted_only_authority(scene_at, smtp
     assert scene.send(forward_id) == "failed"
     assert "no usable key" in forward_row(scene.app, forward_id).last_error
     assert server.inbox.received == []
+
+
+def test_a_key_that_is_not_ascii_is_refused_without_reaching_gpg():
+    """python-gnupg hands gpg latin-1 text: anything else used to raise (a 500)."""
+    with pytest.raises(pgp.KeyRejected, match="ASCII-armoured"):
+        pgp.inspect_public_key("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\U0002b4ba\n")
