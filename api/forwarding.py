@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
-from flask import request
 from flask_restx import Namespace, Resource
 from marshmallow import Schema, fields, validate
-from marshmallow import ValidationError as SchemaError
 
 from api.auth import current_actor
 from api.openapi import register_models
-from api.parsing import flatten_errors, load_body
+from api.parsing import if_match, load_body, load_query
 from api.schemas import (
     ProblemSchema,
     StrictBoolean,
@@ -23,7 +20,6 @@ from api.schemas import (
 from stopapp.accounts.models import Role
 from stopapp.accounts.permissions import require_role, require_staff
 from stopapp.db import unit_of_work
-from stopapp.errors import ValidationError
 from stopapp.forwarding import services
 from stopapp.forwarding.models import ForwardStatus
 
@@ -142,22 +138,6 @@ def _problem(code: int, text: str):
     return ns.response(code, text, models["Problem"])
 
 
-def if_match_version() -> int | None:
-    """The version in If-Match (`"3"` or `W/"3"`); None when the header is missing, and 0
-    (which no report has) when it is not a version at all, so the service answers 412."""
-    raw = request.headers.get("If-Match")
-    if raw is None:
-        return None
-    match = re.fullmatch(r'\s*(?:W/)?"?(\d{1,9})"?\s*', raw)
-    return int(match.group(1)) if match else 0
-
-
-def load_query(schema: Schema) -> dict:
-    try:
-        return schema.load(request.args.to_dict())
-    except SchemaError as exc:
-        raise ValidationError("The query breaks the rules of the API.",
-                              errors=flatten_errors(exc.messages)) from exc
 
 
 @ns.route("/authorities")
@@ -234,7 +214,7 @@ class ReportForwards(Resource):
         with unit_of_work():
             actor = require_staff(current_actor())
             fields_ = load_body(ForwardCreateSchema())
-            result = services.forward_report(actor, report_id, if_match_version(), **fields_)
+            result = services.forward_report(actor, report_id, if_match(), **fields_)
             body = ForwardsQueuedSchema().dump(result)
             etag = f'"{result.version}"'
         return body, 202, {**NO_STORE, "ETag": etag}

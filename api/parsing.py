@@ -7,6 +7,7 @@ field, before any service runs, so bad input never changes anything.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from flask import request
@@ -176,3 +177,17 @@ def load_query(schema: Schema) -> dict:
     if errors:
         raise ValidationError("The query breaks the rules of the API.", errors=errors)
     return loaded
+
+
+# An entity tag as the staff API gives it: the report's version in quotes.
+_ENTITY_TAG = re.compile(r'\s*"([0-9]{1,9})"\s*')
+
+
+def if_match() -> frozenset[int] | None:
+    """The versions named by If-Match (None without the header; unparsable tags match none)."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    return frozenset(
+        int(m.group(1)) for part in raw.split(",") if (m := _ENTITY_TAG.fullmatch(part))
+    )

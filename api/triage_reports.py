@@ -7,7 +7,6 @@ the new `ETag`.
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from flask import Response, request
@@ -15,7 +14,7 @@ from flask_restx import Namespace, Resource
 
 from api.auth import current_actor
 from api.openapi import operation, register_models
-from api.parsing import load_body, load_query
+from api.parsing import if_match, load_body, load_query
 from api.problem import problem_object
 from api.schemas import ProblemSchema
 from api.triage_report_schemas import (
@@ -56,21 +55,11 @@ if_match_header = {
         "description": 'The version from the last read, quoted: "3".',
     }
 }
-_ENTITY_TAG = re.compile(r'\s*"([0-9]{1,9})"\s*')
 
 
 def _problem(code: int, text: str):
     return ns.response(code, text, models["Problem"])
 
-
-def if_match() -> frozenset[int] | None:
-    """The versions named by If-Match (None without the header; unparsable tags match none)."""
-    raw = request.headers.get("If-Match")
-    if raw is None:
-        return None
-    return frozenset(
-        int(m.group(1)) for part in raw.split(",") if (m := _ENTITY_TAG.fullmatch(part))
-    )
 
 
 def _changed(report) -> tuple:

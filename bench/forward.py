@@ -102,7 +102,7 @@ def setup(tag: str, gnupg_home: str) -> tuple[uuid.UUID, list[uuid.UUID], uuid.U
         }).id for n in range(3)]
     with unit_of_work():
         report = db.session.get(Report, report_id)
-        forwards = forwarding.forward_report(analyst, report_id, report.version,
+        forwards = forwarding.forward_report(analyst, report_id, {report.version},
                                              authority_ids=ids, note="Bench note.")
         forward_ids = [f.id for f in forwards.forwards]
     return report_id, forward_ids, analyst.id

@@ -7,6 +7,7 @@ member first and checks the role itself. Delivery (the job's side) is in deliver
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
@@ -22,14 +23,13 @@ from stopapp.constants import ReportState
 from stopapp.errors import (
     ConflictError,
     NotFoundError,
-    PreconditionFailedError,
-    PreconditionRequiredError,
     ValidationError,
 )
 from stopapp.extensions import db, redis_client, settings
 from stopapp.forwarding import pgp
 from stopapp.forwarding.models import Authority, Forward, ForwardStatus
 from stopapp.reports.models import ExploitationType, Report, utcnow
+from stopapp.review.services import check_claim, check_version
 from stopapp.tasks import QUEUE_FORWARDING, JobSpec, enqueue_after_commit
 
 # A report can be forwarded from these states (a later forward adds recipients).
@@ -215,34 +215,6 @@ def recipients(actor: User, report_id: uuid.UUID) -> dict[str, list[Recipient]]:
 # Forwarding
 
 
-def check_claim(actor: User, report: Report) -> None:
-    """An analyst cannot act on a report another analyst has claimed (supervisors can).
-
-    Raises ConflictError. A local copy of the rule of the claims service; to be unified with it.
-    """
-    if (
-        report.assignee_id is not None
-        and report.assignee_id != actor.id
-        and not actor.role_enum.includes(Role.SUPERVISOR)
-    ):
-        raise ConflictError(
-            "Another analyst has claimed this report.",
-            extensions={"assignee_id": str(report.assignee_id)},
-        )
-
-
-def check_version(report: Report, expected_version: int | None) -> None:
-    """Optimistic locking: the caller must have seen the current version.
-
-    Raises PreconditionRequiredError without a version and PreconditionFailedError (naming the
-    current version) for a stale one.
-    """
-    if expected_version is None:
-        raise PreconditionRequiredError('Send If-Match: "<version>" from your last read.')
-    if expected_version != report.version:
-        raise PreconditionFailedError(
-            "The report changed since you read it.", extensions={"version": report.version}
-        )
 
 
 def _message_id(forward_id: uuid.UUID) -> str:
@@ -259,7 +231,7 @@ class Forwarded:
 def forward_report(
     actor: User,
     report_id: uuid.UUID,
-    expected_version: int | None,
+    if_match: Collection[int] | None,
     *,
     authority_ids: list[uuid.UUID],
     include_contact: bool = False,
@@ -277,7 +249,7 @@ def forward_report(
     """
     require_staff(actor)
     report = _report(report_id, for_update=True)
-    check_version(report, expected_version)
+    check_version(report, if_match)
     check_claim(actor, report)
     if report.state not in FORWARDABLE:
         raise ConflictError(
