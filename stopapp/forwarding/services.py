@@ -29,7 +29,7 @@ from stopapp.extensions import db, redis_client, settings
 from stopapp.forwarding import pgp
 from stopapp.forwarding.models import Authority, Forward, ForwardStatus
 from stopapp.reports.models import ExploitationType, Report, utcnow
-from stopapp.review.services import check_claim, check_version
+from stopapp.review.services import check_claim, check_version, lock_report
 from stopapp.tasks import QUEUE_FORWARDING, JobSpec, enqueue_after_commit
 
 # A report can be forwarded from these states (a later forward adds recipients).
@@ -159,8 +159,8 @@ def update_authority(actor: User, authority_id: uuid.UUID, fields: dict) -> Auth
 # Recipients
 
 
-def _report(report_id: uuid.UUID, *, for_update: bool = False) -> Report:
-    report = db.session.get(Report, report_id, with_for_update=for_update)
+def _report(report_id: uuid.UUID) -> Report:
+    report = db.session.get(Report, report_id)
     if report is None:
         raise NotFoundError("No report with this id.")
     return report
@@ -248,7 +248,7 @@ def forward_report(
     when it raises.
     """
     require_staff(actor)
-    report = _report(report_id, for_update=True)
+    report = lock_report(report_id)
     check_version(report, if_match)
     check_claim(actor, report)
     if report.state not in FORWARDABLE:
