@@ -6,81 +6,18 @@ Screenshots land in docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import text
 
-from stopapp import create_app
 from stopapp.accounts import services as accounts
 from stopapp.db import unit_of_work
-from stopapp.extensions import db
 from stopapp.reports.models import utcnow
-from tests.conftest import DATABASE_URL, REDIS_URL, ROOT, TABLES, test_settings
+from tests.browser import PASSWORD, XSS, Site, live_site, shot, sign_in
 from tests.triage_helpers import new_report
-
-CHROMIUM = "/usr/bin/chromium"
-# The project's launch flags for Debian's Chromium (no sandbox as root, no GPU, no phoning home).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-PORTS = range(5040, 5050)
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-PASSWORD = "correct horse battery"
-XSS = "<script>alert(1)</script> and <img src=x onerror=alert(1)> in the car wash office."
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    assert os.path.exists(CHROMIUM), "Chromium is missing: run scripts/services.sh --browser"
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(scope="session")
-def base_url():
-    # pytest-playwright 0.10's own base_url fixture is an instance method of a plugin class,
-    # which pytest 9.2 deprecates (an error here, where warnings are errors); the tests build
-    # full URLs from the live server's address instead.
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
-class Site:
-    """The live server's address and the committed data the tests use."""
-
-    def __init__(self, url: str, app) -> None:
-        self.url = url
-        self.app = app
-        self.reports: dict[str, str] = {}
-        self.admin_totp: pyotp.TOTP | None = None
-
-    def __call__(self, path: str) -> str:
-        return self.url + path
 
 
 def _seed(app, site: Site) -> None:
@@ -111,65 +48,16 @@ def _seed(app, site: Site) -> None:
             site.reports[name] = str(new_report(**fields).id)
 
 
+
 @pytest.fixture(scope="module")
 def site(migrated_database, tmp_path_factory):
-    """gunicorn serving the real app on a free port in this engineer's range, and its data."""
-    tmp = tmp_path_factory.mktemp("site")
-    app = create_app(test_settings(tmp))
-    port = _free_port()
-    site = Site(f"http://127.0.0.1:{port}", app)
-    _seed(app, site)
-    env = {**os.environ, "STOPAPP_ENV": "development", "DATABASE_URL": DATABASE_URL,
-           "REDIS_URL": REDIS_URL, "MEDIA_ROOT": str(tmp / "media"), "RATELIMIT_ENABLED": "0",
-           "PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024"}
-    # A file, not a pipe: a pipe nobody reads would block gunicorn once it filled up.
-    log = open(tmp / "gunicorn.log", "w+b")  # closed in the finally below
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "4", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=log, stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(site("/triage/sign-in"), timeout=1).close()
-                break
-            except OSError as exc:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError("gunicorn did not start: "
-                                       + log.read().decode(errors="replace")[-2000:]) from exc
-                time.sleep(0.2)
+    with live_site(tmp_path_factory, _seed) as site:
         yield site
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
-        with app.app_context():
-            db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
-            db.session.commit()
-            db.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_login_counts(redis_conn):
     """Failed sign-ins per client live in Redis: each test starts with none."""
-
-
-def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Page, site: Site, email: str, password: str = PASSWORD, code: str = "",
-            path: str = "/triage/sign-in") -> None:
-    page.goto(site(path))
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(password)
-    if code:
-        page.get_by_label("Code from your authenticator app").fill(code)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_sign_in_then_out(page: Page, site: Site):
