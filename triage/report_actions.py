@@ -30,6 +30,7 @@ from stopapp.errors import (
     ForbiddenError,
     NotFoundError,
     PreconditionFailedError,
+    PreconditionRequiredError,
     ValidationError,
 )
 from stopapp.extensions import settings
@@ -64,7 +65,7 @@ FORMS: dict[str, type[FlaskForm]] = {
 }
 # How each move reads on its button, by target (and for in_review, whether it is a reopen).
 MOVE_LABELS = {
-    S.IN_REVIEW.value: "Move to in review (and claim it)",
+    S.IN_REVIEW.value: "Move to in review",
     S.NEW.value: "Put back as new (ends the claim)",
     S.ACTIONED.value: "Mark as actioned",
     S.CLOSED.value: "Close",
@@ -150,7 +151,12 @@ def report_page(report_id: uuid.UUID, status: int = 200, *, submitted: FlaskForm
 
         allowed = sorted(services.TRANSITIONS[S(report["state"])])
         reopen = report["state"] in services.REOPENED_FROM
-        moves = [state for state in allowed if state not in MOVES_WITH_FORMS]
+        # From new, "claim" is the move to in review (the caller becomes the assignee either
+        # way), and from a claimed in_review, "release" is the move back to new: one button
+        # for each, not two.
+        moves = [state for state in allowed if state not in MOVES_WITH_FORMS
+                 and not (report["state"] == S.NEW and state == S.IN_REVIEW)
+                 and not (state == S.NEW and report["assignee"])]
         forms = {name: _new_form(name, report, seen) for name in FORMS}
         for state in moves:
             forms[f"move-{state}"] = _new_form("move", report, seen, prefix=f"move-{state}")
@@ -213,7 +219,7 @@ def _act(report_id: uuid.UUID, form: FlaskForm, call, done: str, anchor: str):
     except ValidationError as error:
         _attach(form, error)
         return report_page(report_id, 422, submitted=form)
-    except (ConflictError, ForbiddenError) as error:
+    except (ConflictError, ForbiddenError, PreconditionRequiredError) as error:
         _attach(form, None, error.detail)
         return report_page(report_id, error.status, submitted=form)
     flash(done)
