@@ -1,4 +1,4 @@
-"""The queue, a report (read-only for now), photos, help, the admin start page, and the packaged
+"""The queue, a report, photos, help, the admin start page, and the packaged
 map library."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from stopapp.extensions import settings
 from stopapp.review import queue, services
 from triage import blueprint
 from triage.forms import STATE_LABELS, QueueFilterForm
+from triage.report_actions import report_page
 from triage.security import current_actor
 
 # Served by the app from the installed packages (pinned in pyproject.toml), never from a CDN.
@@ -62,11 +63,9 @@ def show_queue():
 @blueprint.route("/reports/<uuid:report_id>")
 @login_required
 def report(report_id: uuid.UUID):
-    """Everything staff may see of one report (the read is audited by the service)."""
-    with unit_of_work():
-        detail = queue.report_detail(current_actor(), report_id)
-    return render_template("triage/report.html", report=detail, state_labels=STATE_LABELS,
-                           tile_url=settings().MAP_TILE_URL)
+    """Everything staff may see of one report (the read is audited by the service), with the
+    forms of every action on it (triage/report_actions.py)."""
+    return report_page(report_id)
 
 
 @blueprint.route("/photos/<uuid:photo_id>/<any(thumb, display):variant>")

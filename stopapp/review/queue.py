@@ -400,7 +400,7 @@ def report_detail(actor: User, report_id: uuid.UUID) -> dict:
             for link, reference in links
         ],
         "history": [
-            {"at": e.at, "actor": people.get(e.actor_id), "action": e.action,
+            {"id": e.id, "at": e.at, "actor": people.get(e.actor_id), "action": e.action,
              "detail": e.detail}
             for e in events
         ],

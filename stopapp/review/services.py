@@ -284,6 +284,30 @@ def _refuse_extra(move: dict, allowed: set[str]) -> None:
         )
 
 
+def find_report_id(actor: User, reference: str) -> uuid.UUID:
+    """The id of the report with this reference (R-2026-000123, any case, spaces ignored) or
+    this id, for the pages where staff type the report they mean.
+
+    Raises ValidationError (on `duplicate_of`, where staff type it) when there is none.
+    """
+    require_staff(actor)
+    text = "".join((reference or "").split())
+    try:
+        report_id = uuid.UUID(text)
+    except ValueError:
+        report_id = db.session.scalar(
+            select(Report.id).where(Report.reference == text.upper())
+        ) if text else None
+    else:
+        report_id = db.session.scalar(select(Report.id).where(Report.id == report_id))
+    if report_id is None:
+        raise ValidationError(
+            "No report has that reference.",
+            errors={"duplicate_of": [f"No report has the reference {text or '(empty)'}."]},
+        )
+    return report_id
+
+
 def _duplicate_target(report: Report, other_id: uuid.UUID | None) -> Report:
     if other_id is None:
         raise ValidationError("Name the report this one repeats.",

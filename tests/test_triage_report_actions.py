@@ -1,0 +1,506 @@
+"""The report page's actions through Flask's test client: each form changes the report through
+its service, is refused without its CSRF token, explains bad input without changing anything,
+leaves supervisors' actions to supervisors, and on a stale version names who changed what and
+keeps what the analyst typed."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from stopapp.accounts import services as accounts
+from stopapp.db import unit_of_work
+from stopapp.extensions import db, settings
+from stopapp.reports.models import Report, ReportMessage, utcnow
+from stopapp.review.models import ReportNote, TagCode
+from stopapp.security import ContactCipher, receipt_hash
+from tests.triage_helpers import new_report, seed_tags
+
+PASSWORD = "correct horse battery"
+RECEIPT = "K7QF-2MZD-9XWP-4TNA-HV3C"
+CONTACT = {"name": "Rasa <b>K</b>", "email": "rasa@example.org", "consent_to_contact": True}
+
+
+@pytest.fixture
+def app(committed_app):
+    """Committed for real, as in test_triage_pages.py: each request is its own transaction."""
+    with committed_app.app_context(), unit_of_work():
+        seed_tags()
+    return committed_app
+
+
+def _user(app, email: str, role: str, name: str) -> None:
+    with app.app_context(), unit_of_work():
+        accounts.create_user(email, role, PASSWORD, name=name)
+
+
+def _signed_in(app, email: str):
+    client = app.test_client()
+    page = client.get("/triage/sign-in").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*? value="([^"]+)"', page).group(1)
+    response = client.post("/triage/sign-in", data={"csrf_token": token, "email": email,
+                                                    "password": PASSWORD})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def ana(app):
+    _user(app, "ana@example.org", "analyst", "Ana Analyst")
+    return _signed_in(app, "ana@example.org")
+
+
+@pytest.fixture
+def sam(app):
+    _user(app, "sam@example.org", "supervisor", "Sam Supervisor")
+    return _signed_in(app, "sam@example.org")
+
+
+def _report(app, **fields) -> uuid.UUID:
+    with app.app_context(), unit_of_work():
+        report = new_report(**fields)
+        report.receipt_hash = receipt_hash(RECEIPT)
+        return report.id
+
+
+def _load(app, report_id) -> Report:
+    with app.app_context():
+        report = db.session.get(Report, report_id)
+        db.session.expunge(report)
+        return report
+
+
+def _hidden(page: str, name: str) -> str | None:
+    match = re.search(rf'name="{re.escape(name)}" type="hidden" value="([^"]*)"', page) or \
+        re.search(rf'type="hidden" name="{re.escape(name)}" value="([^"]*)"', page) or \
+        re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', page)
+    return match.group(1) if match else None
+
+
+def _token(page: str) -> str:
+    return re.search(r'name="[a-z_-]*csrf_token"[^>]*? value="([^"]+)"', page).group(1)
+
+
+def post(client, report_id, action: str, prefix: str, data: dict | None = None, *,
+         page: str | None = None, csrf: bool = True, **kwargs):
+    """Submit one of the report page's forms as a browser would: its CSRF token and, for a
+    change, the version and history the page showed (from `page`, else a fresh read)."""
+    page = page if page is not None else client.get(f"/triage/reports/{report_id}").get_data(
+        as_text=True)
+    form = {f"{prefix}-{key}": value for key, value in (data or {}).items()}
+    for hidden in ("version", "seen"):
+        value = _hidden(page, f"{prefix}-{hidden}")
+        if value is not None and f"{prefix}-{hidden}" not in form:
+            form[f"{prefix}-{hidden}"] = value
+    if csrf:
+        form[f"{prefix}-csrf_token"] = _token(page)
+    return client.post(f"/triage/reports/{report_id}/{action}", data=form, **kwargs)
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+# -- claims --------------------------------------------------------------------------------------
+
+
+def test_claim_makes_the_analyst_the_assignee_and_says_so(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "claim", "claim")
+    assert response.status_code == 302
+    assert response.location == f"/triage/reports/{report_id}#actions"
+    report = _load(app, report_id)
+    assert report.state == "in_review" and report.assignee_id is not None
+    page = text_of(ana.get(response.location))
+    assert "You have claimed this report." in page
+    assert "Ana Analyst claimed it" in page  # the history, in words
+
+
+def test_release_gives_the_report_back_to_the_queue(app, ana):
+    report_id = _report(app)
+    post(ana, report_id, "claim", "claim")
+    response = post(ana, report_id, "release", "release")
+    assert response.status_code == 302
+    report = _load(app, report_id)
+    assert report.state == "new" and report.assignee_id is None
+
+
+def test_supervisor_assigns_to_someone_else(app, sam):
+    _user(app, "bo@example.org", "analyst", "Bo Analyst")
+    with app.app_context():
+        bo = accounts.get_user("bo@example.org").id
+    report_id = _report(app)
+    page = sam.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert f'value="{bo}"' in page and "Bo Analyst (analyst)" in page
+    response = post(sam, report_id, "assign", "assign", {"user_id": str(bo)}, page=page)
+    assert response.status_code == 302
+    assert _load(app, report_id).assignee_id == bo
+
+
+def test_analyst_sees_no_assign_form_and_is_refused_when_posting_one(app, ana):
+    _user(app, "bo@example.org", "analyst", "Bo Analyst")
+    with app.app_context():
+        bo = accounts.get_user("bo@example.org").id
+    report_id = _report(app)
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="assign-form"' not in page
+    version = _hidden(page, "claim-version")
+    response = post(ana, report_id, "assign", "assign",
+                    {"user_id": str(bo), "version": version}, page=page)
+    assert response.status_code == 403
+    assert "There is a problem" in text_of(response)
+    assert _load(app, report_id).assignee_id is None
+
+
+def test_claim_of_a_report_another_analyst_holds_is_refused_with_their_reason(app, ana):
+    _user(app, "bo@example.org", "analyst", "Bo Analyst")
+    bo = _signed_in(app, "bo@example.org")
+    report_id = _report(app)
+    post(bo, report_id, "claim", "claim")
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="claim-form"' not in page  # no button that can only be refused
+    assert "Bo Analyst has claimed this report." in page
+    response = post(ana, report_id, "claim", "claim",
+                    {"version": _hidden(page, "dismiss-version")}, page=page)
+    assert response.status_code == 409
+    assert "Another analyst has claimed this report" in text_of(response)
+
+
+# -- state moves ---------------------------------------------------------------------------------
+
+
+def test_page_offers_the_moves_allowed_from_the_state(app, ana):
+    report_id = _report(app, state="in_review")
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    for move in ("move-new-form", "move-actioned-form", "dismiss-form", "duplicate-form"):
+        assert f'id="{move}"' in page
+    assert 'id="move-closed-form"' not in page and 'id="move-in_review-form"' not in page
+    closed = _report(app, state="closed")
+    page = ana.get(f"/triage/reports/{closed}").get_data(as_text=True)
+    assert 'id="move-in_review-form"' not in page  # reopening is for supervisors
+    assert "Only a supervisor can reopen" in page
+
+
+def test_actioned_then_closed(app, ana):
+    report_id = _report(app, state="in_review")
+    assert post(ana, report_id, "move/actioned", "move-actioned").status_code == 302
+    assert post(ana, report_id, "move/closed", "move-closed").status_code == 302
+    assert _load(app, report_id).state == "closed"
+
+
+def test_dismiss_with_a_reason_code(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "dismiss", "dismiss", {"reason_code": "spam"})
+    assert response.status_code == 302
+    report = _load(app, report_id)
+    assert report.state == "dismissed" and report.dismiss_reason_code == "spam"
+    assert "The report is dismissed." in text_of(ana.get(response.location))
+
+
+def test_dismiss_without_a_reason_code_is_explained_and_changes_nothing(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "dismiss", "dismiss", {"reason": "typed words"})
+    body = text_of(response)
+    assert response.status_code == 422
+    assert '<a href="#dismiss-reason_code">Choose why the report is dismissed.</a>' in body
+    assert "typed words</textarea>" in body
+    assert _load(app, report_id).state == "new"
+
+
+def test_dismiss_as_other_needs_the_reason_in_words(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "dismiss", "dismiss", {"reason_code": "other"})
+    assert response.status_code == 422
+    assert '<a href="#dismiss-reason">Explain why you dismiss it.</a>' in text_of(response)
+    assert _load(app, report_id).state == "new"
+    response = post(ana, report_id, "dismiss", "dismiss",
+                    {"reason_code": "other", "reason": "A school project"})
+    assert response.status_code == 302
+    assert _load(app, report_id).dismiss_reason_code == "other"
+
+
+def test_duplicate_by_the_other_report_s_reference(app, ana):
+    original = _report(app)
+    report_id = _report(app)
+    reference = _load(app, original).reference
+    response = post(ana, report_id, "duplicate", "duplicate",
+                    {"duplicate_of": f"  {reference.lower()} "})
+    assert response.status_code == 302
+    report = _load(app, report_id)
+    assert report.state == "duplicate" and report.duplicate_of_id == original
+
+
+def test_duplicate_of_an_unknown_reference_is_explained_and_changes_nothing(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "duplicate", "duplicate", {"duplicate_of": "R-1999-424242"})
+    body = text_of(response)
+    assert response.status_code == 422
+    assert "No report has the reference R-1999-424242." in body
+    assert 'value="R-1999-424242"' in body
+    assert _load(app, report_id).state == "new"
+
+
+def test_duplicate_of_itself_is_refused(app, ana):
+    report_id = _report(app)
+    reference = _load(app, report_id).reference
+    response = post(ana, report_id, "duplicate", "duplicate", {"duplicate_of": reference})
+    assert response.status_code == 422
+    assert "Must be another report." in text_of(response)
+
+
+def test_reopen_is_refused_to_an_analyst_and_done_by_a_supervisor(app, ana, sam):
+    report_id = _report(app, state="dismissed", dismiss_reason_code="spam")
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    version = _hidden(page, "claim-version") or str(_load(app, report_id).version)
+    response = post(ana, report_id, "move/in_review", "move-in_review",
+                    {"version": version}, page=page)
+    assert response.status_code == 403
+    assert _load(app, report_id).state == "dismissed"
+    response = post(sam, report_id, "move/in_review", "move-in_review")
+    assert response.status_code == 302
+    assert _load(app, report_id).state == "in_review"
+
+
+# -- tags and priority ---------------------------------------------------------------------------
+
+
+def test_tags_are_saved_as_a_whole_set_with_free_tags(app, ana):
+    report_id = _report(app, tags=["sector:car_wash", "free:old"])
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert '<legend class="label">Sector or venue</legend>' in page
+    assert re.search(r'value="sector:car_wash" id="[^"]+" checked', page)
+    response = post(ana, report_id, "tags", "tags", {
+        "tags": ["control:debt_bondage", "sector:nail_bar_beauty"],
+        "free_tags": "blue van, night shift\nfree:kings road",
+    }, page=page)
+    assert response.status_code == 302
+    assert _load(app, report_id).tags == [
+        "control:debt_bondage", "sector:nail_bar_beauty", "free:blue van", "free:night shift",
+        "free:kings road",
+    ]
+
+
+def test_retired_codes_are_offered_only_where_the_report_has_them(app, ana):
+    retire(app, ("control", "documents_withheld"), utcnow())
+    try:
+        plain = _report(app)
+        tagged = _report(app, tags=["control:documents_withheld"])
+        assert 'value="control:documents_withheld"' not in ana.get(
+            f"/triage/reports/{plain}").get_data(as_text=True)
+        page = ana.get(f"/triage/reports/{tagged}").get_data(as_text=True)
+        assert 'value="control:documents_withheld"' in page and "(retired)" in page
+    finally:
+        # The vocabulary is not truncated between tests: put it back as it was.
+        retire(app, ("control", "documents_withheld"), None)
+
+
+def retire(app, key: tuple[str, str], when) -> None:
+    with app.app_context(), unit_of_work():
+        db.session.get(TagCode, key).retired_at = when
+
+
+def test_an_unknown_tag_is_explained_and_the_choice_kept(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "tags", "tags",
+                    {"tags": ["sector:car_wash", "sector:moon_base"], "free_tags": "kept words"})
+    body = text_of(response)
+    assert response.status_code == 422
+    assert "'sector:moon_base': unknown tag." in body
+    assert re.search(r'value="sector:car_wash" id="[^"]+" checked', body)
+    assert "kept words</textarea>" in body
+    assert _load(app, report_id).tags == []
+
+
+def test_supervisor_overrides_the_priority_and_clears_it(app, sam):
+    report_id = _report(app)
+    assert post(sam, report_id, "priority", "priority",
+                {"priority_override": "90"}).status_code == 302
+    assert _load(app, report_id).priority_override == 90
+    assert post(sam, report_id, "priority", "priority",
+                {"priority_override": ""}).status_code == 302
+    assert _load(app, report_id).priority_override is None
+
+
+def test_priority_out_of_range_is_explained(app, sam):
+    report_id = _report(app)
+    response = post(sam, report_id, "priority", "priority", {"priority_override": "101"})
+    assert response.status_code == 422
+    assert "Enter a number from 0 to 100." in text_of(response)
+
+
+def test_analyst_cannot_override_the_priority(app, ana):
+    report_id = _report(app)
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="priority-form"' not in page
+    response = post(ana, report_id, "priority", "priority",
+                    {"priority_override": "90", "version": _hidden(page, "claim-version")},
+                    page=page)
+    assert response.status_code == 403
+    assert _load(app, report_id).priority_override is None
+
+
+# -- notes and replies ---------------------------------------------------------------------------
+
+
+def test_a_note_is_saved_for_staff(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "notes", "note", {"body": "Called the <council>."})
+    assert response.status_code == 302
+    page = ana.get(response.location).get_data(as_text=True)
+    assert "Called the &lt;council&gt;." in page and "Your note is saved." in page
+
+
+def test_an_empty_note_is_explained(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "notes", "note", {"body": "   "})
+    assert response.status_code == 422
+    assert '<a href="#note-body">Write the note first.</a>' in text_of(response)
+
+
+def test_a_reply_reaches_the_reporter_s_status_without_a_name(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "replies", "reply",
+                    {"body": "Thank you. Was the van white or grey?"})
+    assert response.status_code == 302
+    status = app.test_client().get(f"/api/v1/reports/{report_id}/status",
+                                   headers={"X-Report-Receipt": RECEIPT})
+    assert status.status_code == 200
+    messages = status.get_json()["messages"]
+    assert [(m["from"], m["body"]) for m in messages] == [
+        ("analyst", "Thank you. Was the van white or grey?")]
+    assert "Ana" not in status.get_data(as_text=True)
+
+
+def test_a_reply_too_long_is_explained_kept_and_not_sent(app, ana):
+    report_id = _report(app)
+    body = "word " * 1001
+    response = post(ana, report_id, "replies", "reply", {"body": body})
+    assert response.status_code == 422
+    page = text_of(response)
+    assert "A reply is at most 5000 characters." in page
+    assert body.strip() in page
+    with app.app_context():
+        assert db.session.scalars(select(ReportMessage).where(
+            ReportMessage.report_id == report_id)).all() == []
+
+
+def test_a_note_on_a_report_another_analyst_holds_is_refused_and_kept(app, ana):
+    _user(app, "bo@example.org", "analyst", "Bo Analyst")
+    report_id = _report(app)
+    post(_signed_in(app, "bo@example.org"), report_id, "claim", "claim")
+    response = post(ana, report_id, "notes", "note", {"body": "my careful words"})
+    assert response.status_code == 409
+    assert "my careful words</textarea>" in text_of(response)
+    with app.app_context():
+        assert db.session.scalars(select(ReportNote)).all() == []
+
+
+# -- contact details -----------------------------------------------------------------------------
+
+
+def _with_contact(app) -> uuid.UUID:
+    with app.app_context(), unit_of_work():
+        report = new_report()
+        report.contact_encrypted = ContactCipher(settings().DATA_ENCRYPTION_KEY).encrypt(CONTACT)
+        return report.id
+
+
+def test_supervisor_sees_the_contact_details_on_that_response_only(app, sam):
+    report_id = _with_contact(app)
+    response = post(sam, report_id, "contact", "contact", {"reason": "Police asked to call"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "rasa@example.org" in body and "Rasa &lt;b&gt;K&lt;/b&gt;" in body
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "rasa" not in response.headers.get("Set-Cookie", "")
+    assert "rasa@example.org" not in sam.get(f"/triage/reports/{report_id}").get_data(
+        as_text=True)
+
+
+def test_contact_view_needs_a_reason(app, sam):
+    report_id = _with_contact(app)
+    response = post(sam, report_id, "contact", "contact", {"reason": ""})
+    assert response.status_code == 422
+    assert "rasa@example.org" not in response.get_data(as_text=True)
+
+
+def test_analyst_is_refused_the_contact_details(app, ana):
+    report_id = _with_contact(app)
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="contact-form"' not in page
+    response = post(ana, report_id, "contact", "contact", {"reason": "curious"}, page=page)
+    assert response.status_code == 403
+    assert "rasa@example.org" not in response.get_data(as_text=True)
+
+
+# -- CSRF ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action, prefix, data", [
+    ("claim", "claim", {}), ("release", "release", {}), ("assign", "assign", {"user_id": "x"}),
+    ("move/actioned", "move-actioned", {}), ("dismiss", "dismiss", {"reason_code": "spam"}),
+    ("duplicate", "duplicate", {"duplicate_of": "R-1"}), ("tags", "tags", {"free_tags": "x"}),
+    ("priority", "priority", {"priority_override": "5"}), ("notes", "note", {"body": "x"}),
+    ("replies", "reply", {"body": "x"}), ("contact", "contact", {"reason": "x"}),
+])
+def test_every_action_is_refused_without_its_csrf_token(app, sam, action, prefix, data):
+    report_id = _report(app)
+    before = _load(app, report_id).version
+    response = post(sam, report_id, action, prefix, data, csrf=False)
+    assert response.status_code == 400
+    assert "This form has expired" in response.get_data(as_text=True)
+    assert _load(app, report_id).version == before
+
+
+# -- two analysts on one report ------------------------------------------------------------------
+
+
+def test_stale_dismiss_names_who_changed_what_and_keeps_the_typed_text(app, ana, sam):
+    report_id = _report(app)
+    stale = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert post(sam, report_id, "tags", "tags", {"tags": ["sector:car_wash"]}).status_code == 302
+    assert post(sam, report_id, "claim", "claim").status_code == 302
+    response = post(ana, report_id, "dismiss", "dismiss",
+                    {"reason_code": "other", "reason": "Reporter says it was a joke"},
+                    page=stale)
+    body = text_of(response)
+    assert response.status_code == 409
+    assert "Someone else changed this report first" in body
+    assert "Sam Supervisor</strong> changed the tags: added sector:car_wash" in body
+    assert "Sam Supervisor</strong> claimed it" in body
+    assert "Reporter says it was a joke</textarea>" in body
+    assert re.search(r'value="other"[^>]*checked|checked[^>]*value="other"', body)
+    assert _load(app, report_id).state == "in_review"
+    # The form now holds the current version: sending it again is the analyst's own choice.
+    fresh = _hidden(body, "dismiss-version")
+    assert fresh == str(_load(app, report_id).version)
+
+
+def test_a_version_that_is_not_a_number_is_refused_and_changes_nothing(app, ana):
+    report_id = _report(app)
+    response = post(ana, report_id, "claim", "claim", {"version": "latest"})
+    assert response.status_code == 428
+    assert "There is a problem" in text_of(response)
+    assert _load(app, report_id).assignee_id is None
+
+
+def test_stale_tags_keep_the_analyst_s_choice_with_the_fresh_version(app, ana, sam):
+    report_id = _report(app)
+    stale = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    post(sam, report_id, "dismiss", "dismiss", {"reason_code": "spam"})
+    response = post(ana, report_id, "tags", "tags",
+                    {"tags": ["control:debt_bondage"], "free_tags": "red door"}, page=stale)
+    body = text_of(response)
+    assert response.status_code == 409
+    assert "Sam Supervisor</strong> moved it from new to dismissed (Spam or a test)" in body
+    assert re.search(r'value="control:debt_bondage" id="[^"]+" checked', body)
+    assert "red door</textarea>" in body
+    assert _load(app, report_id).tags == []
+    again = post(ana, report_id, "tags", "tags",
+                 {"tags": ["control:debt_bondage"], "free_tags": "red door"}, page=body)
+    assert again.status_code == 302
+    assert _load(app, report_id).tags == ["control:debt_bondage", "free:red door"]
