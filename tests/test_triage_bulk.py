@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+
 from stopapp.accounts import services as accounts
 from stopapp.areas.services import import_areas
 from stopapp.db import unit_of_work
@@ -99,7 +100,7 @@ def test_bulk_dismiss_reports_each_row_and_changes_only_what_it_may(app, analyst
         references[claimed]: "Refused: Another analyst has claimed this report; ask them or a "
                              "supervisor.",
     }
-    assert "Dismiss: 2 done, 1 refused" in body
+    assert "Dismiss (Not trafficking or exploitation): 2 done, 1 refused" in body
     for report_id in (mine, free):
         stored = _stored(app, report_id)
         assert stored.state == "dismissed" and stored.dismiss_reason_code == "not_trafficking"

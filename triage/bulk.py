@@ -15,7 +15,7 @@ from stopapp.db import unit_of_work
 from stopapp.errors import ForbiddenError, NotFoundError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
-from triage.bulk_forms import ACTION_LABELS, BulkForm
+from triage.bulk_forms import ACTION_LABELS, DISMISS_REASON_LABELS, BulkForm
 from triage.forms import STATE_LABELS
 from triage.pages import queue_page
 from triage.security import current_actor
@@ -76,6 +76,9 @@ def _action_name(form: BulkForm, actor) -> str:
     if form.action.data == "assign":
         names = {str(user.id): user.name for user in list_users(actor)[0]}
         return "Assign to " + names.get(form.user_id.data, "the chosen person")
+    if form.action.data == "dismiss":
+        reason = DISMISS_REASON_LABELS[form.reason_code.data].split(" (")[0]
+        return f"Dismiss ({reason})"
     return ACTION_LABELS[form.action.data]
 
 

@@ -246,7 +246,8 @@ def _summary(row) -> dict:
     return {
         "id": row.id, "reference": row.reference, "state": row.state, "priority": row.priority,
         # The web queue shows them on hover; the API's summary leaves them out (dump_summary).
-        "priority_reasons": row.priority_reasons, "created_at": row.created_at, "occurred_at": row.occurred_at,
+        "priority_reasons": row.priority_reasons,
+        "created_at": row.created_at, "occurred_at": row.occurred_at,
         "exploitation_types": row.exploitation_types, "tags": row.tags, "assignee": assignee,
         "areas": row.area_codes, "photo_count": row.photo_count,
         "possible_duplicate_count": row.possible_duplicate_count, "excerpt": row.excerpt,
