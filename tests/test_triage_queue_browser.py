@@ -113,6 +113,18 @@ def test_priority_reasons_show_on_hover_and_on_keyboard_focus(page: Page, site: 
 
 def test_bulk_tag_three_reports(page: Page, site: Site):
     sign_in(page, site, "ana@example.org")
+    picks = page.locator("#queue-table input.pick")
+    every = page.get_by_label("Select all on this page")
+    every.check()
+    expect(page.locator("#bulk-count")).to_have_text(f": {picks.count()} selected")
+    every.uncheck()
+    expect(page.locator("#queue-table input.pick:checked")).to_have_count(0)
+    # x ticks the row selected with j/k.
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(picks.first).to_be_checked()
+    assert page.evaluate("document.getElementById('select-all').indeterminate")
+    page.keyboard.press("x")
     _tick(page, site, "tag1", "tag2", "tag3")
     expect(page.locator("#bulk-count")).to_have_text(": 3 selected")
     page.get_by_text("Act on the selected reports").click()
@@ -189,15 +201,16 @@ def test_map_shows_area_outlines_and_a_drawn_box_filters(page: Page, site: Site)
     shot(page, "map")
 
     box = page.locator("#map").bounding_box()
-    page.get_by_role("button", name="Draw a box").click()
-    expect(page.get_by_role("button", name="Stop drawing")).to_have_attribute(
-        "aria-pressed", "true")
+    draw = page.get_by_role("button", name="Draw a box")
+    draw.click()
+    expect(draw).to_have_attribute("aria-pressed", "true")
     # From the bottom left corner to the top, just short of the middle: the west half.
     page.mouse.move(box["x"] + 8, box["y"] + box["height"] - 8)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2 - 30, box["y"] + 8, steps=8)
     page.mouse.up()
     expect(page.locator("#map path.bbox-drawn")).to_have_count(1)
+    expect(draw).to_have_attribute("aria-pressed", "false")  # one box per press
     page.get_by_role("button", name="Show only reports in this box").click()
     expect(page).to_have_url(re.compile(r"view=map&bbox=-0\.\d+%2C51\.\d+"))
     west, south, east, north = map(float, parse_qs(urlsplit(page.url).query)["bbox"][0]

@@ -148,12 +148,11 @@
     function setDrawing(on) {
       drawing = on;
       draw.setAttribute("aria-pressed", on ? "true" : "false");
-      draw.textContent = on ? "Stop drawing" : "Draw a box";
       el.classList.toggle("drawing", on);
       if (on) {
         map.dragging.disable();
         map.boxZoom.disable();
-        hint.textContent = "Drag on the map to draw the box. Press Escape to stop.";
+        hint.textContent = "Drag on the map to draw the box. Press Escape or the button again to stop.";
       } else {
         map.dragging.enable();
         map.boxZoom.enable();
