@@ -276,13 +276,17 @@ def dump_summary(item: dict) -> dict:
     summary, which made a queue page several times slower than its SQL. A test keeps the two
     identical."""
     assignee = item["assignee"]
-    return {
+    body = {
         **item,
         "id": str(item["id"]),
         "created_at": _utc(item["created_at"]),
         "occurred_at": _utc(item["occurred_at"]),
         "assignee": assignee and {"id": str(assignee["id"]), "name": assignee["name"]},
     }
+    # The service's summary also carries the reasons for the web queue; the contract's summary
+    # (STAFF_API.md) does not, as the schema's dump leaves out every undeclared key.
+    body.pop("priority_reasons", None)
+    return body
 
 
 class QueuePageSchema(Schema):

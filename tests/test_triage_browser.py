@@ -165,7 +165,6 @@ def test_queue_urgent_first_map_and_keyboard(page: Page, site: Site):
         return single + clustered;
     }""")
     assert shown == 5
-    shot(page, "map")
     page.get_by_role("button", name="Show only the reports in this map area").click()
     expect(page).to_have_url(re.compile(r"view=map&bbox=-0\.\d+%2C51\.\d+"))
     expect(page.get_by_text("Only reports inside an area of the map.")).to_be_visible()

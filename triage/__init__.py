@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 
 from stopapp.errors import ProblemError
 from stopapp.reports.models import utcnow
+from stopapp.review.enrichment import reason_label
 from triage.security import csrf, init_security, login_manager
 
 blueprint = Blueprint(
@@ -65,9 +66,21 @@ def _priority_class(value: int) -> str:
     return "high" if value >= 70 else "medium" if value >= 40 else "low"
 
 
+@blueprint.app_template_filter("priority_reason")
+def _priority_reason(code: str) -> str:
+    """A priority reason code in plain words (stopapp.review.enrichment.REASON_LABELS)."""
+    return reason_label(code)
+
+
 def init_triage(app: Flask) -> None:
     """Mount the web queue on `app`."""
-    from triage import account, pages, report_actions, signin  # noqa: F401 - routes register on import
+    from triage import (  # noqa: F401 - routes register on import
+        account,
+        bulk,
+        pages,
+        report_actions,
+        signin,
+    )
 
     init_security(app)
     app.register_blueprint(blueprint)

@@ -93,7 +93,10 @@ class QueueFilterForm(FlaskForm):
     assignee = SelectField("Assigned to", choices=_choices({
         "": "Anyone", "me": "Me", "none": "Nobody",
     }), default="")
-    area = StringField("Area code", validators=[Optional(), Length(max=64)])
+    # Choices: the imported areas (set by the view). A code no longer imported is still
+    # accepted, so that an old bookmark keeps working.
+    area = SelectField("Area", choices=[], validate_choice=False, default="",
+                       validators=[Optional(), Length(max=64)])
     created_from = DateField("Received from", validators=[Optional()])
     created_to = DateField("Received up to", validators=[Optional()])
     q = SearchField("Words in the report", validators=[Optional(), Length(max=500)])

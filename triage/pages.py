@@ -7,17 +7,31 @@ import uuid
 
 import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
-from flask import abort, redirect, render_template, request, send_file, send_from_directory, url_for
+from flask import (
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+    url_for,
+)
 from flask_login import login_required
+from wtforms import SelectChoice
 
 from stopapp.accounts.models import Role
 from stopapp.accounts.permissions import require_role
 from stopapp.accounts.services import list_users
+from stopapp.areas import services as areas
+from stopapp.areas.services import area_names
 from stopapp.db import unit_of_work
 from stopapp.extensions import settings
 from stopapp.review import queue, services
+from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
-from triage.forms import STATE_LABELS, QueueFilterForm
+from triage.bulk_forms import BulkForm
+from triage.forms import STATE_LABELS, QueueFilterForm, _bbox
 from triage.report_actions import report_page
 from triage.security import current_actor
 
@@ -44,20 +58,59 @@ def home():
 @login_required
 def show_queue():
     """The queue: most urgent first, filtered by the query string (a shareable URL)."""
+    return queue_page()
+
+
+def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None,
+               status: int = 200):
+    """The queue for the filters in the query string, with its bulk form: drawn by GET /reports
+    and again by the bulk action (triage/bulk.py), with its errors or its results."""
     form = QueueFilterForm(request.args)
-    page, status = None, 200
-    if form.validate():
-        with unit_of_work():
-            page = queue.list_reports(current_actor(), form.query())
-    else:
-        status = 422
+    bulk_form = bulk_form or BulkForm(formdata=None)
+    page = None
+    with unit_of_work():
+        actor = current_actor()
+        form.area.choices = _area_choices(area_names(actor), form.area.data)
+        if form.validate():
+            page = queue.list_reports(actor, form.query())
+        elif status == 200:
+            status = 422
+        # Only supervisors are offered "assign" (the service refuses anyone else all the same).
+        can_assign = services.is_supervisor(actor)
+        bulk_form.offer(list_taxonomy(actor), list_users(actor)[0] if can_assign else [])
     # The filters without the cursor: the base of the "next page" and "first page" links.
     args = {key: request.args.getlist(key) for key in request.args if key != "cursor"}
     without_bbox = {key: value for key, value in args.items() if key != "bbox"}
     return render_template("triage/queue.html", form=form, page=page, args=args,
                            without_bbox=without_bbox,
                            state_labels=STATE_LABELS, paged=bool(form.cursor.data),
-                           tile_url=settings().MAP_TILE_URL), status
+                           tile_url=settings().MAP_TILE_URL, bulk_form=bulk_form,
+                           can_assign=can_assign, results=results), status
+
+
+def _area_choices(areas: list[tuple[str, str]], current: str | None) -> list[SelectChoice]:
+    choices = [SelectChoice("", "Any area")]
+    choices += [SelectChoice(code, f"{name} ({code})") for code, name in areas]
+    if current and current not in {code for code, _ in areas}:
+        choices.append(SelectChoice(current, current))
+    return choices
+
+
+@blueprint.route("/areas.geojson")
+@login_required
+def area_outlines():
+    """The imported areas' outlines for the maps (GeoJSON, simplified): those meeting `bbox`
+    (west,south,east,north), or those whose code is given as `code` (repeated)."""
+    bbox_text = request.args.get("bbox")
+    bbox = _bbox(bbox_text) if bbox_text else None
+    if bbox_text and bbox is None:
+        abort(400)
+    codes = request.args.getlist("code") or None
+    with unit_of_work():
+        outlines = areas.area_outlines(current_actor(), bbox=bbox, codes=codes)
+    response = jsonify(outlines)
+    response.mimetype = "application/geo+json"
+    return response
 
 
 @blueprint.route("/reports/<uuid:report_id>")

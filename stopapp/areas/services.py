@@ -231,3 +231,55 @@ def area_codes_covering(point) -> list[str]:
     return list(db.session.scalars(
         select(Area.code).where(func.ST_Covers(Area.geom, location)).order_by(Area.code)
     ))
+
+
+def area_names(actor: User) -> list[tuple[str, str]]:
+    """(code, name) of every imported area, by name, without the shapes: for choosing one.
+    Any member of staff."""
+    require_staff(actor)
+    rows = db.session.execute(select(Area.code, Area.name).order_by(Area.name, Area.code))
+    return [(code, name) for code, name in rows]
+
+
+# Outlines for the maps: about 50 m of detail (in degrees at London's latitude), which keeps a
+# borough to a few hundred points and is finer than a queue map at city zoom can show.
+OUTLINE_TOLERANCE_DEG = 0.0005
+OUTLINE_DECIMALS = 5
+MAX_OUTLINE_CODES = 50
+
+
+def area_outlines(
+    actor: User,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    codes: list[str] | None = None,
+) -> dict:
+    """The areas' simplified outlines as a GeoJSON FeatureCollection (WGS 84), each feature with
+    its `code` and `name`: every area, those meeting `bbox` (west, south, east, north), or
+    those with one of `codes`. Any member of staff.
+
+    Simplified with ST_SimplifyPreserveTopology so that no outline crosses itself or vanishes.
+    Raises ValidationError for more than MAX_OUTLINE_CODES codes.
+    """
+    require_staff(actor)
+    query = select(
+        Area.code, Area.name,
+        func.ST_AsGeoJSON(
+            func.ST_SimplifyPreserveTopology(Area.geom, OUTLINE_TOLERANCE_DEG), OUTLINE_DECIMALS
+        ).label("geometry"),
+    ).order_by(Area.code)
+    if codes is not None:
+        if len(codes) > MAX_OUTLINE_CODES:
+            raise ValidationError(f"At most {MAX_OUTLINE_CODES} areas at once.",
+                                  errors={"code": ["Too many."]})
+        query = query.where(Area.code.in_(codes))
+    if bbox is not None:
+        query = query.where(Area.geom.op("&&")(func.ST_MakeEnvelope(*bbox, SRID)))
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"code": code, "name": name},
+             "geometry": json.loads(geometry)}
+            for code, name, geometry in db.session.execute(query)
+        ],
+    }

@@ -47,6 +47,25 @@ POINTS = {
 }
 PRECISE_M = 100
 APPROXIMATE_M = 1000
+# Each reason in plain words, as the pages show it (a test keeps it in step with POINTS).
+REASON_LABELS = {
+    "minors": "Children may be involved",
+    "ongoing": "Still going on",
+    "recent_72h": "Happened in the 3 days before the report",
+    "recent_14d": "Happened in the 2 weeks before the report",
+    "photos": "Has photos",
+    "corroborated": "1 or 2 similar reports",
+    "corroborated_3plus": "3 or more similar reports",
+    "precise_location": "Precise location (within 100 m)",
+    "approximate_location": "Approximate location (within 1 km)",
+}
+
+
+def reason_label(code: str) -> str:
+    """`code` in plain words with the points it gives, e.g. "Still going on (+20)"; an unknown
+    code (from an older rule) as it is."""
+    label = REASON_LABELS.get(code)
+    return f"{label} (+{POINTS[code]})" if label else code
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,8 @@ def _summary_columns():
     )
     point = func.geometry(Report.location)
     return [
-        Report.id, Report.reference, Report.state, Report.priority, Report.created_at,
+        Report.id, Report.reference, Report.state, Report.priority, Report.priority_reasons,
+        Report.created_at,
         Report.occurred_at, Report.exploitation_types, Report.tags, Report.area_codes,
         func.left(Report.description, EXCERPT_CHARS).label("excerpt"),
         func.ST_Y(point).label("lat"), func.ST_X(point).label("lon"),
@@ -244,6 +245,8 @@ def _summary(row) -> dict:
         assignee = {"id": row.assignee_id, "name": row.assignee_name}
     return {
         "id": row.id, "reference": row.reference, "state": row.state, "priority": row.priority,
+        # The web queue shows them on hover; the API's summary leaves them out (dump_summary).
+        "priority_reasons": row.priority_reasons,
         "created_at": row.created_at, "occurred_at": row.occurred_at,
         "exploitation_types": row.exploitation_types, "tags": row.tags, "assignee": assignee,
         "areas": row.area_codes, "photo_count": row.photo_count,
@@ -277,6 +280,31 @@ def list_reports(actor: User, query: QueueQuery) -> QueuePage:
         next_cursor = _encode_cursor(query.sort, rows[-1])
     counts = state_counts(actor, query) if query.counts else None
     return QueuePage(items=[_summary(r) for r in rows], next_cursor=next_cursor, counts=counts)
+
+
+def report_id_by_reference(reference: str) -> uuid.UUID:
+    """The id of the report with this reference (spaces and letter case do not matter).
+
+    Raises NotFoundError when there is none. Reads nothing of the report but its id.
+    """
+    wanted = "".join((reference or "").split()).upper()
+    found = db.session.scalar(select(Report.id).where(Report.reference == wanted)) \
+        if wanted else None
+    if found is None:
+        raise NotFoundError(f"No report has the reference {wanted or '(none given)'}.")
+    return found
+
+
+def report_references(actor: User, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The reference of each of `ids` that exists (to name them in a bulk action's results).
+
+    Raises UnauthorizedError/ForbiddenError for a caller who is not active staff.
+    """
+    require_staff(actor)
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Report.id, Report.reference).where(Report.id.in_(ids)))
+    return {report_id: reference for report_id, reference in rows}
 
 
 # -- one report --------------------------------------------------------------------------------

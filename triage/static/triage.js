@@ -7,7 +7,8 @@
 
   function typing(event) {
     var el = event.target;
-    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+    if (el && el.tagName === "INPUT") return !/^(checkbox|radio|button|submit)$/.test(el.type);
+    return el && (el.isContentEditable || /^(TEXTAREA|SELECT)$/.test(el.tagName));
   }
 
   function rows() {
