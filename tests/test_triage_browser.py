@@ -132,7 +132,6 @@ def test_report_text_is_shown_as_text_and_runs_nothing(page: Page, site: Site):
     expect(page.get_by_text("<b>Unit 4</b>")).to_be_visible()
     assert page.locator("main img[src=x]").count() == 0
     expect(page.locator("#map .leaflet-interactive").first).to_be_visible()
-    shot(page, "report")
     assert dialogs == []
 
 
