@@ -67,7 +67,7 @@ def _priority_class(value: int) -> str:
 
 def init_triage(app: Flask) -> None:
     """Mount the web queue on `app`."""
-    from triage import account, pages, signin  # noqa: F401 - routes register on import
+    from triage import account, admin, pages, signin  # noqa: F401 - routes register on import
 
     init_security(app)
     app.register_blueprint(blueprint)

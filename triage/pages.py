@@ -1,5 +1,5 @@
-"""The queue, a report (read-only for now), photos, help, the admin start page, and the packaged
-map library."""
+"""The queue, a report (read-only for now), photos, help, and the packaged map library (the
+admin pages are in admin.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import xstatic.pkg.leaflet_markercluster
 from flask import abort, redirect, render_template, request, send_file, send_from_directory, url_for
 from flask_login import login_required
 
-from stopapp.accounts.models import Role
-from stopapp.accounts.permissions import require_role
-from stopapp.accounts.services import list_users
 from stopapp.db import unit_of_work
 from stopapp.extensions import settings
 from stopapp.review import queue, services
@@ -85,14 +82,3 @@ def photo(photo_id: uuid.UUID, variant: str):
 def help_page():
     return render_template("triage/help.html")
 
-
-@blueprint.route("/admin")
-@login_required
-def admin():
-    """Admins' start page: the staff accounts (the pages to change them come with the admin
-    services)."""
-    with unit_of_work():
-        actor = require_role(current_actor(), Role.ADMIN)
-        users, _ = list_users(actor)
-        page = render_template("triage/admin.html", users=users)
-    return page

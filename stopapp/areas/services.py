@@ -231,3 +231,33 @@ def area_codes_covering(point) -> list[str]:
     return list(db.session.scalars(
         select(Area.code).where(func.ST_Covers(Area.geom, location)).order_by(Area.code)
     ))
+
+
+# Simplification tolerance for outlines on a map, in degrees (about 10 m at London's latitude):
+# a borough's outline drops from thousands of points to a few hundred and still looks the same.
+OUTLINE_TOLERANCE_DEG = 0.0001
+OUTLINE_DECIMALS = 5
+
+
+def area_outlines(actor: User, codes: list[str] | None = None) -> dict:
+    """The areas' outlines as a GeoJSON FeatureCollection for a map (any member of staff).
+
+    Each feature is the area's polygon simplified by PostGIS (ST_SimplifyPreserveTopology,
+    which keeps every ring valid) with `code` and `name` properties, by name. `codes` limits it
+    to those areas (unknown codes are left out). Raises UnauthorizedError.
+    """
+    require_staff(actor)
+    outline = func.ST_AsGeoJSON(
+        func.ST_SimplifyPreserveTopology(Area.geom, OUTLINE_TOLERANCE_DEG), OUTLINE_DECIMALS
+    )
+    query = select(Area.code, Area.name, outline.label("geometry")).order_by(Area.name, Area.code)
+    if codes is not None:
+        query = query.where(Area.code.in_(list(codes)))
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": json.loads(row.geometry),
+             "properties": {"code": row.code, "name": row.name}}
+            for row in db.session.execute(query)
+        ],
+    }
