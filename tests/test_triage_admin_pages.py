@@ -7,6 +7,7 @@ import io
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
@@ -240,6 +241,22 @@ def test_the_last_admin_cannot_demote_themselves(app, admin, root_id):
     assert user_row(app, "root@example.org").role == "admin"
 
 
+def test_an_admin_who_steps_down_is_taken_back_to_the_queue(app, admin, root_id):
+    with app.app_context(), unit_of_work():
+        accounts.add_user(None, "other@example.org", "admin", PASSWORD, name="Other")
+    response = post(admin, f"/triage/admin/users/{root_id}/role", {"role": "supervisor"})
+    assert response.status_code == 302 and response.location == "/triage/reports"
+    assert "Root is now a supervisor." in text(admin.get(response.location))
+    assert admin.get("/triage/admin/users").status_code == 403
+
+
+def test_an_unknown_role_is_refused_on_the_form(app, admin):
+    ana = staff(app, "ana@example.org", "analyst")
+    response = post(admin, f"/triage/admin/users/{ana}/role", {"role": "owner"})
+    assert response.status_code == 422 and "Not a valid choice" in text(response)
+    assert user_row(app, "ana@example.org").role == "analyst"
+
+
 def test_deactivate_and_reactivate(app, admin):
     ana = staff(app, "ana@example.org", "analyst")
     response = post(admin, f"/triage/admin/users/{ana}/deactivate")
@@ -456,6 +473,17 @@ def test_audit_trail_filters_by_reference_and_actor(app, admin, root_id):
     assert page.count("<code>report.read</code>") == 2
 
 
+def test_audit_trail_filters_by_dates(app, admin):
+    action = f"test.dates.{uuid.uuid4().hex[:6]}"
+    with app.app_context(), unit_of_work():
+        record(None, action)
+    today = datetime.now(UTC).date()
+    page = text(admin.get(f"{AUDIT}?action={action}&created_from={today}&created_to={today}"))
+    assert page.count(f"<code>{action}</code>") == 1
+    page = text(admin.get(f"{AUDIT}?action={action}&created_from={today + timedelta(days=1)}"))
+    assert "No events match these filters." in page
+
+
 def test_unknown_reference_or_email_is_a_message_on_the_field(admin):
     response = admin.get(f"{AUDIT}?report=R-2099-999999")
     assert response.status_code == 422
@@ -500,5 +528,18 @@ def test_authority_with_an_unknown_area_is_refused_and_kept(app, admin):
     assert response.status_code == 422
     assert "No imported area has the code NOPE." in text(response)
     assert 'value="Nowhere"' in text(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Authority)) == 0
+
+
+def test_authority_with_a_key_that_is_not_a_key_is_refused(app, admin):
+    with app.app_context(), unit_of_work(), GEO.open("rb") as source:
+        areas.import_areas(None, source, code_property="LAD13CD", name_property="LAD13NM")
+    response = post(admin, "/triage/admin/authorities/new", {
+        "name": "Keyed", "emails": "a@b.example", "area_codes": "E09000013",
+        "pgp_public_key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\nnot a key\n", "active": "y",
+    })
+    assert response.status_code == 422
+    assert 'href="#pgp_public_key"' in text(response) and "not a key" in text(response)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Authority)) == 0
