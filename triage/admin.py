@@ -176,7 +176,7 @@ def admin_user_role(user_id: uuid.UUID):
     except (ValidationError, ConflictError) as error:
         return _user_page(user_id, 409 if isinstance(error, ConflictError) else 422,
                           role_form=form, problem=error.detail)
-    flash(f"{name} is now {'an' if role == 'admin' else 'a'} {role}.")
+    flash(f"{name} is now {'an' if role[0] in 'aeiou' else 'a'} {role}.")
     if own and role != Role.ADMIN.value:
         # They are no longer an admin: the admin pages would refuse them now.
         return redirect(url_for("triage.queue"))
