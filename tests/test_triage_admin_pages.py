@@ -377,6 +377,15 @@ def test_repair_imports_the_bow_tie_and_says_so(app, admin):
     assert "BOW" in stored_areas(app)
 
 
+def test_boundary_files_may_be_larger_than_the_apps_json_limit(app, admin):
+    collection = json.loads(GEO.read_text())
+    # Real boundary files run to megabytes; the rest of the app takes at most 1 MiB.
+    collection["notes"] = "x" * (2 * 1024 * 1024)
+    response = upload(admin, collection)
+    assert response.status_code == 302
+    assert len(stored_areas(app)) == 3
+
+
 def test_upload_without_a_file_or_not_json_changes_nothing(app, admin):
     response = post(admin, "/triage/admin/areas", {"code_property": "LAD13CD",
                                                    "name_property": "LAD13NM"})
