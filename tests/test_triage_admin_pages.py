@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 from sqlalchemy import delete, func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from stopapp.accounts import services as accounts
 from stopapp.accounts.models import User
@@ -311,12 +313,18 @@ def test_reset_totp_of_an_admin_hands_over_a_new_one(app, admin):
 
 
 def upload(client, document: dict | bytes, repair=False, code="LAD13CD"):
-    data = {"code_property": code, "name_property": "LAD13NM",
-            "file": (io.BytesIO(document if isinstance(document, bytes)
-                                else json.dumps(document).encode()), "areas.geojson")}
+    content = document if isinstance(document, bytes) else json.dumps(document).encode()
+    data = {"csrf_token": csrf_token(client, "/triage/help"), "code_property": code,
+            "name_property": "LAD13NM",
+            "file": FileStorage(io.BytesIO(content), filename="areas.geojson",
+                                content_type="application/geo+json")}
     if repair:
         data["repair"] = "y"
-    return post(client, "/triage/admin/areas", data, content_type="multipart/form-data")
+    # Encoded here, in memory: the test client would spool a body over 500 KiB to a temporary
+    # file that it never closes.
+    boundary, body = encode_multipart(data)
+    return client.post("/triage/admin/areas", data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def stored_areas(app) -> dict[str, str]:
