@@ -81,4 +81,3 @@ def photo(photo_id: uuid.UUID, variant: str):
 @login_required
 def help_page():
     return render_template("triage/help.html")
-
