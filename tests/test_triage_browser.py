@@ -110,6 +110,8 @@ def test_admin_signs_in_with_a_code_and_sees_admin_pages(page: Page, site: Site)
     sign_in(page, site, "root@example.org", code=site.admin_totp.now())
     expect(page.locator(".who-name")).to_contain_text("Ada Admin")
     page.get_by_role("link", name="Admin").click()
+    page.get_by_role("navigation", name="Admin sections").get_by_role(
+        "link", name="Staff accounts").click()
     expect(page.get_by_role("heading", name="Staff accounts")).to_be_visible()
     expect(page.get_by_role("cell", name="ana@example.org")).to_be_visible()
 

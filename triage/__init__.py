@@ -76,6 +76,7 @@ def init_triage(app: Flask) -> None:
     """Mount the web queue on `app`."""
     from triage import (  # noqa: F401 - routes register on import
         account,
+        admin,
         bulk,
         pages,
         report_actions,

@@ -1,5 +1,5 @@
-"""The queue, a report, photos, help, the admin start page, and the packaged
-map library."""
+"""The queue, a report, photos, help, and the packaged map library (the admin pages are in
+admin.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from flask import (
 from flask_login import login_required
 from wtforms import SelectChoice
 
-from stopapp.accounts.models import Role
-from stopapp.accounts.permissions import require_role
 from stopapp.accounts.services import list_users
 from stopapp.areas import services as areas
 from stopapp.areas.services import area_names
@@ -136,15 +134,3 @@ def photo(photo_id: uuid.UUID, variant: str):
 @login_required
 def help_page():
     return render_template("triage/help.html")
-
-
-@blueprint.route("/admin")
-@login_required
-def admin():
-    """Admins' start page: the staff accounts (the pages to change them come with the admin
-    services)."""
-    with unit_of_work():
-        actor = require_role(current_actor(), Role.ADMIN)
-        users, _ = list_users(actor)
-        page = render_template("triage/admin.html", users=users)
-    return page

@@ -130,8 +130,9 @@ class TotpEnrolmentRequiredError(LoginError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Admins must use an authenticator app. Ask whoever runs the server to run "
-            "`flask users totp YOUR-EMAIL` and give you the code it prints, then sign in again."
+            "Admins must use an authenticator app. Ask another admin to reset yours on the "
+            "admin pages (or whoever runs the server to run `flask users totp YOUR-EMAIL`) and "
+            "give you the QR code it shows, then sign in again."
         )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 
 from stopapp.accounts.models import ApiToken, Role, User
 from stopapp.accounts.permissions import require_role, require_staff
-from stopapp.accounts.totp import set_up_totp
+from stopapp.accounts.totp import has_totp, set_up_totp
 from stopapp.audit.services import record
 from stopapp.errors import ConflictError, NotFoundError, ValidationError
 from stopapp.extensions import db, settings
@@ -213,11 +213,14 @@ def deactivate_user(actor: User | None, user: User) -> None:
     """Deactivate `user` and revoke their tokens (audited as `user.deactivate`).
 
     The row stays: notes, replies and the audit trail name it. Raises ConflictError when the
-    actor would deactivate themselves (an admin cannot lock the last door behind them).
+    actor would deactivate themselves or the last active admin (an admin cannot lock the last
+    door behind them).
     """
     _require_admin(actor)
     if actor is not None and actor.id == user.id:
         raise ConflictError("You cannot deactivate your own account.")
+    if user.active and user.role_enum is Role.ADMIN:
+        _check_an_admin_remains(user)
     was_active = user.active
     user.active = False
     count = revoke_all_tokens(user)
@@ -253,3 +256,116 @@ def list_users(actor: User) -> tuple[list[User], bool]:
     if not admin_view:
         query = query.where(User.active.is_(True))
     return list(db.session.scalars(query)), admin_view
+
+
+def get_user_by_id(actor: User | None, user_id: uuid.UUID) -> User:
+    """One staff account, for an admin to look at or change.
+
+    Raises UnauthorizedError, ForbiddenError below admin, NotFoundError.
+    """
+    _require_admin(actor)
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("No user with this id.")
+    return user
+
+
+def _check_an_admin_remains(user: User) -> None:
+    """Refuse a change that would leave no active admin once `user` stops being one.
+
+    The active admins' rows are locked in id order, so that two admins demoting each other at
+    the same moment are serialised: the second sees the first's change and is refused.
+    """
+    admins = db.session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if not [admin_id for admin_id in admins if admin_id != user.id]:
+        raise ConflictError(
+            f"{user.name} is the only active admin: make another user an admin first, so that "
+            "someone can still manage accounts."
+        )
+
+
+def _require_active(user: User) -> None:
+    if not user.active:
+        raise ConflictError(f"{user.name}'s account is deactivated: reactivate it first.")
+
+
+def change_role(actor: User | None, user: User, role: Role | str) -> str | None:
+    """Give `user` another role (audited as `user.role`).
+
+    A new admin without a working second factor gets a TOTP secret at once (sign-in refuses
+    admins without one): its otpauth:// URI is returned, to be handed to them once; otherwise
+    None. Demoting the last active admin is refused. Raises ValidationError (unknown role),
+    ConflictError (deactivated user, last admin) and ForbiddenError below admin.
+    """
+    _require_admin(actor)
+    try:
+        new = Role(role)
+    except ValueError as exc:
+        known = ", ".join(r.value for r in Role)
+        raise ValidationError("Unknown role.", errors={"role": [f"One of {known}."]}) from exc
+    _require_active(user)
+    old = user.role_enum
+    if new is old:
+        return None
+    if old is Role.ADMIN:
+        _check_an_admin_remains(user)
+    uri = set_up_totp(user) if new is Role.ADMIN and not has_totp(user) else None
+    user.role = new.value
+    record(actor, "user.role", detail={
+        "user_id": str(user.id), "from": old.value, "to": new.value, "totp": uri is not None,
+    })
+    db.session.flush()
+    return uri
+
+
+def reactivate_user(actor: User | None, user: User) -> None:
+    """Let a deactivated user sign in again (audited as `user.reactivate`).
+
+    Their API tokens stay revoked and failed sign-ins are forgotten. Reactivating an active
+    user changes nothing. Raises ForbiddenError below admin.
+    """
+    _require_admin(actor)
+    if user.active:
+        return
+    user.active = True
+    user.failed_logins = 0
+    user.last_failed_login_at = None
+    user.locked_until = None
+    record(actor, "user.reactivate", detail={"user_id": str(user.id)})
+    db.session.flush()
+
+
+def reset_totp(actor: User | None, user: User) -> str | None:
+    """Remove `user`'s second factor (audited as `user.totp_reset`), e.g. after a lost phone.
+
+    Analysts and supervisors then sign in with their password alone and may set up an app
+    again on their account page; None is returned. Admins are never left without a second
+    factor (sign-in would let a stolen password in, or lock them out): they get a new secret at
+    once and its otpauth:// URI is returned, to be handed to them in person; their next sign-in
+    needs a code from it. Nobody resets their own (ask another admin).
+
+    Raises ConflictError (own account, deactivated user, nothing to reset) and ForbiddenError
+    below admin.
+    """
+    _require_admin(actor)
+    if actor is not None and actor.id == user.id:
+        raise ConflictError("You cannot reset your own authenticator app: ask another admin.")
+    _require_active(user)
+    had_secret = user.totp_secret_encrypted is not None
+    admin = user.role_enum is Role.ADMIN
+    if not had_secret and not admin:
+        raise ConflictError(f"{user.name} has no authenticator app to reset.")
+    user.totp_secret_encrypted = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    uri = set_up_totp(user) if admin else None
+    record(actor, "user.totp_reset", detail={
+        "user_id": str(user.id), "had_totp": had_secret, "new_secret": uri is not None,
+    })
+    db.session.flush()
+    return uri

@@ -256,7 +256,7 @@ def area_outlines(
 ) -> dict:
     """The areas' simplified outlines as a GeoJSON FeatureCollection (WGS 84), each feature with
     its `code` and `name`: every area, those meeting `bbox` (west, south, east, north), or
-    those with one of `codes`. Any member of staff.
+    those with one of `codes` (unknown codes are left out), by name. Any member of staff.
 
     Simplified with ST_SimplifyPreserveTopology so that no outline crosses itself or vanishes.
     Raises ValidationError for more than MAX_OUTLINE_CODES codes.
@@ -267,7 +267,7 @@ def area_outlines(
         func.ST_AsGeoJSON(
             func.ST_SimplifyPreserveTopology(Area.geom, OUTLINE_TOLERANCE_DEG), OUTLINE_DECIMALS
         ).label("geometry"),
-    ).order_by(Area.code)
+    ).order_by(Area.name, Area.code)
     if codes is not None:
         if len(codes) > MAX_OUTLINE_CODES:
             raise ValidationError(f"At most {MAX_OUTLINE_CODES} areas at once.",

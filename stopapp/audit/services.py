@@ -131,3 +131,49 @@ def list_events(
     ]
     next_cursor = encode_cursor(items[limit - 1].id) if len(items) > limit else None
     return AuditPage(items=items[:limit], next_cursor=next_cursor)
+
+
+def search_events(
+    actor: User,
+    *,
+    report: str | None = None,
+    actor_email: str | None = None,
+    action: str | None = None,
+    from_at: datetime | None = None,
+    to_at: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> AuditPage:
+    """`list_events` with the filters people type: `report` is a report's id or its reference
+    (R-2026-000123), `actor_email` a member of staff's email (supervisor).
+
+    Raises what `list_events` raises, and ValidationError naming `report` or `actor_email` when
+    no report or user matches.
+    """
+    from stopapp.reports.models import Report  # reports' models are not needed by `record`
+
+    require_role(actor, Role.SUPERVISOR)
+    report_id = actor_id = None
+    if report and report.strip():
+        text = report.strip()
+        try:
+            report_id = uuid.UUID(text)
+        except ValueError:
+            report_id = db.session.scalar(
+                select(Report.id).where(Report.reference == text.upper())
+            )
+            if report_id is None:
+                raise ValidationError("No report has this reference.", errors={
+                    "report": ["No report has this id or reference."]
+                }) from None
+    if actor_email and actor_email.strip():
+        actor_id = db.session.scalar(
+            select(User.id).where(User.email == actor_email.strip().lower())
+        )
+        if actor_id is None:
+            raise ValidationError("No member of staff has this email.", errors={
+                "actor_email": ["No member of staff has this email."]
+            })
+    return list_events(actor, report_id=report_id, actor_id=actor_id,
+                       action=(action or "").strip() or None, from_at=from_at, to_at=to_at,
+                       cursor=cursor, limit=limit)

@@ -83,6 +83,15 @@ def _get(dimension: str, code: str) -> TagCode:
     return row
 
 
+def get_tag_code(actor: User, dimension: str, code: str) -> TagCode:
+    """One code of the vocabulary, retired or not. Raises UnauthorizedError, NotFoundError."""
+    require_staff(actor)
+    row = db.session.get(TagCode, (dimension, code))
+    if row is None:
+        raise NotFoundError(f"No tag {dimension}:{code}.")
+    return row
+
+
 def add_tag_code(actor: User, dimension: str, code: str, label: str) -> TagCode:
     """Add a code to a dimension, after its existing codes (admin; audited).
 
