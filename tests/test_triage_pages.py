@@ -435,3 +435,41 @@ def test_forms_work_over_https_without_a_referer(app):
     response = client.post("/triage/sign-in", base_url="https://localhost", data={
         "csrf_token": token, "email": "ana@example.org", "password": PASSWORD})
     assert response.status_code == 302 and response.location == "/triage/reports"
+
+
+# Pages anyone may open: signing in, and the static files and vendored libraries it needs.
+PUBLIC_ENDPOINTS = {"triage.sign_in", "triage.static", "triage.vendor", "triage.home"}
+
+
+def _every_staff_rule(app):
+    """(method, url) for every route of the web queue but the public ones, with made-up values
+    for its parameters (an unknown report or user is enough: sign-in is checked first)."""
+    values = {"uuid": str(uuid.uuid4()), "int": "1"}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("triage.") or rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        args = {}
+        for name, converter in rule._converters.items():
+            kind = type(converter).__name__.lower().removesuffix("converter")
+            choices = getattr(converter, "items", None)
+            args[name] = next(iter(choices)) if choices else values.get(kind, "x")
+        url = rule.build(args, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, url
+
+
+def test_every_staff_route_needs_sign_in(app, client):
+    """Found from the URL map, so that a page added later is covered without listing it here."""
+    seen = 0
+    for method, url in _every_staff_rule(app):
+        seen += 1
+        response = client.open(url, method=method)
+        if method == "GET":
+            assert response.status_code == 302, url
+            assert response.location.startswith("/triage/sign-in?next="), url
+        else:
+            # A form post without a session has no valid CSRF token either: refused either way.
+            assert response.status_code in (302, 400), (method, url)
+            if response.status_code == 302:
+                assert response.location.startswith("/triage/sign-in"), url
+    assert seen > 20
