@@ -50,6 +50,14 @@ def failed_lookup(response) -> bool:
 limiter = Limiter(key_func=client_key, default_limits=[])
 
 
+@limiter.request_filter
+def _counted_in_one_trip() -> bool:
+    """flask-limiter's own hooks skip the views that SingleTripLimiter counts (below): they
+    would only resolve an empty list of limits, at about a tenth of a submission's CPU."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "single_trip_limited", False)
+
+
 # --- one round trip: the submission endpoint's limits -------------------------------------
 
 # Every limit of a request counted in one script call: INCR each fixed-window bucket, start
@@ -103,6 +111,8 @@ class SingleTripLimiter:
                     self._count(items, f"{request.endpoint}:{client_key()}")
                 return view(*args, **kwargs)
 
+            # Read by the request filter above (functools.wraps carries it to outer wrappers).
+            wrapped.single_trip_limited = True
             return wrapped
 
         return decorator

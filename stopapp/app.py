@@ -12,6 +12,7 @@ from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from stopapp.config import Config
+from stopapp.db import ping_when_idle
 from stopapp.extensions import db, migrate
 
 
@@ -36,6 +37,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     import stopapp.models  # noqa: F401 - register every model before migrations look
 
     db.init_app(app)
+    with app.app_context():
+        ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=_migrations_dir())
 
     from api import init_api
