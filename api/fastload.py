@@ -126,13 +126,15 @@ def _compile_field(field: fields.Field) -> Loader | None:
                   | fields.Function | fields.Constant):
         return None  # not handled (other containers, or fields that read attr and data)
     deserialize = field._deserialize  # noqa: SLF001 - the field's own conversion and checks
-    validate = field._validate  # noqa: SLF001
+    validators = tuple(field.validators)  # each raises ValidationError when it refuses
 
     def load_value(value: object) -> object:
         if value is None:
             raise _GiveUp  # null: allowed or not, the full load says
         output = deserialize(value, None, None)
-        validate(output)
+        for validator in validators:
+            if validator(output) is False:
+                raise _GiveUp
         return output
 
     return load_value

@@ -80,6 +80,7 @@ from sqlalchemy import make_url  # noqa: E402
 
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA  # noqa: E402
 from bench.baseline_app import TABLE as BASELINE_TABLE  # noqa: E402
+from bench.openloop import Answer, send_open_loop  # noqa: E402
 from stopapp.dbadmin import drop_database, recreate_database  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
@@ -101,7 +102,6 @@ BASELINE_PATH = "/reports"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 NON_2XX_SHOWN = 5
 OPEN_LOOP_P99_TARGET_MS = 100
-IDLE_RECONNECT_S = 1.5
 
 
 def _scratch_only(dsn: str) -> None:
@@ -378,70 +378,33 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
 
 def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
                   senders: int = 48) -> PhaseResult:
-    """Requests on a fixed arrival schedule (request i due at start + i / rate), for `seconds`.
-
-    Unlike the closed-loop clients, a slow answer does not slow the arrivals: latency is
-    counted from when a request was due, so waiting for a free sender counts too (no
-    coordinated omission). `senders` threads with keep-alive connections send them.
-    """
-    total = int(rate * seconds)
+    """New reports on a fixed arrival schedule (bench/openloop.py) for `seconds`: latency
+    from when each request was due, so queueing behind slow answers counts."""
     lock = threading.Lock()
-    next_index = 0
     latencies: list[float] = []
     problems: list[str] = []
-    start = time.perf_counter() + 0.2
 
-    def sender() -> None:
-        nonlocal next_index
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        mine: list[float] = []
-        last_used = time.perf_counter()
-        try:
-            while True:
-                with lock:
-                    index = next_index
-                    next_index += 1
-                if index >= total:
-                    break
-                due = start + index / rate
-                time.sleep(max(0.0, due - time.perf_counter()))
-                if time.perf_counter() - last_used > IDLE_RECONNECT_S:
-                    conn.close()  # gunicorn drops keep-alive connections idle for 2 s
-                body, key, context = work.next_request(index)
-                headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-                try:
-                    conn.request("POST", work.path, body, headers)
-                    response = conn.getresponse()
-                    answer = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    problems.append(f"{work.name}: transport error {exc!r}")
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                    continue
-                last_used = time.perf_counter()
-                latency = last_used - due
-                problem = work.check(context, key, body, response.status, answer)
-                if problem:
-                    problems.append(problem)
-                else:
-                    mine.append(latency)
-        finally:
-            conn.close()
-            with lock:
-                latencies.extend(mine)
+    def answered(answer: Answer) -> None:
+        problem = work.check(answer.context, answer.key, answer.sent, answer.status,
+                             answer.body)
+        with lock:
+            if problem:
+                problems.append(problem)
+            else:
+                latencies.append(answer.latency)
 
-    threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    def failed(text: str) -> None:
+        with lock:
+            problems.append(f"{work.name}: {text}")
+
     before = cpu_snapshot(server.sessions)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    window = time.perf_counter() - start
+    start, end = send_open_loop(server.port, work.path, rate, int(rate * seconds),
+                                work.next_request, answered, failed, senders=senders)
     after = cpu_snapshot(server.sessions)
     measured = sorted(latencies)
     counted = len(measured) or 1
     return PhaseResult(
-        rps=len(measured) / window,
+        rps=len(measured) / (end - start),
         p50_ms=percentile(measured, 0.50) * 1000,
         p99_ms=percentile(measured, 0.99) * 1000,
         measured=len(measured),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -25,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.check()
 
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     app.config.update(config.flask_settings())
     app.extensions["stopapp.config"] = config
     app.extensions["stopapp.redis"] = Redis.from_url(
@@ -52,6 +54,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     _quiet_loggers()
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer built once per key set
+    instead of on every request (API requests included, which never use a session)."""
+
+    def __init__(self) -> None:
+        self._serializers: dict = {}
+
+    def get_signing_serializer(self, app: Flask):  # noqa: ANN201 - as the base class
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
 
 
 def _migrations_dir() -> str:

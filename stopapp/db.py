@@ -33,10 +33,13 @@ def unit_of_work(*, single_statement: bool = False) -> Iterator[Session]:
     """
     session = db.session()
     bind = session.get_bind() if single_statement else None
-    token = _autocommit_engine.set(bind if isinstance(bind, Engine) else None)
+    autocommit = isinstance(bind, Engine)
+    token = _autocommit_engine.set(bind if autocommit else None)
     try:
         yield session
-        session.commit()
+        # Committing a session that did nothing still builds and ends a transaction object.
+        if not autocommit or session.in_transaction():
+            session.commit()
     except BaseException:
         session.rollback()
         raise
