@@ -489,15 +489,16 @@ STAGES = [
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
     ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
     ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
-    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/engine/base.py", "exec_driver_sql"),
-    ("commit: COMMIT (+ NOTIFY)", "stopapp/db.py", "unit_of_work"),
+    ("  SQL: the one statement, autocommitted", "stopapp/db.py", "one_statement"),
+    ("unit of work (nothing left to commit)", "stopapp/db.py", "unit_of_work"),
 ]
 
 
 def profile(count: int, bodies: list[bytes], media_root: str) -> None:
     """`count` new-key submissions in this process through Flask's test client: timed plain,
     then under cProfile; prints SQL and Redis traffic and the cost of each stage."""
-    from sqlalchemy import event
+    from psycopg import Cursor
+    from psycopg._connection_base import BaseConnection
 
     from stopapp import create_app
     from stopapp.extensions import db
@@ -522,22 +523,33 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
         if response.status_code != 201:
             raise RuntimeError(f"profile: HTTP {response.status_code} {response.data[:300]!r}")
 
-    def seen(_conn, _cursor, sql: str, *_) -> None:
-        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)|(nextval)", sql)
-        statements.append(sql.split(None, 1)[0] + (f" {table[1] or table[2]}" if table else ""))
+    def label(sql) -> str:  # noqa: ANN001 - str or bytes
+        text = sql.decode() if isinstance(sql, bytes) else str(sql)
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)|(nextval)", text)
+        return text.split(None, 1)[0] + (f" {table[1] or table[2]}" if table else "")
+
+    # Counted where psycopg sends them (the intake statement does not go through SQLAlchemy's
+    # execution events), transaction commands (BEGIN, COMMIT, pings) included.
+    plain_execute, plain_command = Cursor.execute, BaseConnection._exec_command
+
+    def counting_execute(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
+        statements.append(label(query))
+        return plain_execute(self, query, *args, **kwargs)
+
+    def counting_command(self, command, *args, **kwargs):  # noqa: ANN001, ANN202
+        statements.append(label(command))
+        return plain_command(self, command, *args, **kwargs)
 
     for i in range(50):  # warm-up: connections, prepared statements, lazy imports
         submit(i)
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", seen)
+    Cursor.execute, BaseConnection._exec_command = counting_execute, counting_command
     calls_before = redis_calls()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         submit(i)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     calls = redis_calls()
-    with app.app_context():
-        event.remove(db.engine, "before_cursor_execute", seen)
+    Cursor.execute, BaseConnection._exec_command = plain_execute, plain_command
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(count):
@@ -555,7 +567,7 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
         kinds[kind] = kinds.get(kind, 0) + 1
     print(f"  SQL statements per request: {len(statements) / count:.1f} (" + ", ".join(
         f"{n / count:g} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
-        + "), plus BEGIN and COMMIT")
+        + ") including any BEGIN, COMMIT and ping")
     sent = {k: n - calls_before.get(k, 0) for k, n in calls.items() if k != "info"}
     sent = {k: n for k, n in sent.items() if n}
     print(f"  Redis commands per request: {sum(sent.values()) / count:.1f} (" + ", ".join(
