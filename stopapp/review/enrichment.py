@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import any_, bindparam, func, select, text
+from sqlalchemy import any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from stopapp.areas.services import area_codes_covering
@@ -234,12 +234,17 @@ def start_attempt(report_id: uuid.UUID) -> int | None:
     Committed before the work itself, so that a job that kills its worker still counts.
     """
     _limit_lock_wait()
-    report = _received(report_id)
-    if report is None:
-        return None
-    report.triage_attempts += 1
-    db.session.flush()
-    return report.triage_attempts
+    # One UPDATE (it locks the row as the ORM's SELECT ... FOR NO KEY UPDATE would) instead of
+    # loading the whole report to change one counter; version and updated_at move as the ORM
+    # would move them (the reconciler reads updated_at as the time of the last attempt).
+    # An ORM-enabled UPDATE: a copy of the report already in the session is updated too.
+    return db.session.execute(
+        update(Report)
+        .where(Report.id == report_id, Report.state == ReportState.RECEIVED.value)
+        .values(triage_attempts=Report.triage_attempts + 1, version=Report.version + 1,
+                updated_at=utcnow())
+        .returning(Report.triage_attempts)
+    ).scalar_one_or_none()
 
 
 def enrich_report(report_id: uuid.UUID) -> bool:
