@@ -48,7 +48,8 @@ def unit_of_work(*, single_statement: bool = False) -> Iterator[Session]:
 
 
 def one_statement(sql: str, params: Mapping[str, object]) -> list:
-    """The rows of one SQL statement (psycopg's %(name)s parameters), sent as it is.
+    """The rows of one SQL statement (psycopg's %(name)s parameters; none for a statement
+    without RETURNING), sent as it is.
 
     Inside unit_of_work(single_statement=True) it runs in autocommit, committed when this
     returns; anywhere else in the unit of work's transaction. Errors leave as SQLAlchemy's
@@ -57,7 +58,8 @@ def one_statement(sql: str, params: Mapping[str, object]) -> list:
     """
     engine = _autocommit_engine.get()
     if engine is None:
-        return db.session.connection().exec_driver_sql(sql, params).all()
+        result = db.session.connection().exec_driver_sql(sql, params)
+        return result.all() if result.returns_rows else []
     pooled = engine.raw_connection()
     conn: psycopg.Connection = pooled.driver_connection
     try:
@@ -65,7 +67,7 @@ def one_statement(sql: str, params: Mapping[str, object]) -> list:
         try:
             with conn.cursor(row_factory=namedtuple_row) as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchall()
+                return cursor.fetchall() if cursor.description is not None else []
         finally:
             if not conn.closed:
                 conn.autocommit = False
