@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, jsonify, url_for
 
 from api.openapi import DocumentedApi, swagger_ui
 from api.problem import install_error_handlers
-from api.ratelimit import limiter
+from api.ratelimit import limiter, skip_limiter_hooks_for_single_trip
 
 
 def init_api(app: Flask) -> None:
@@ -35,4 +35,5 @@ def init_api(app: Flask) -> None:
     app.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
     limiter.init_app(app)
+    skip_limiter_hooks_for_single_trip(app)
     install_error_handlers(app)

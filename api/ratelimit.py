@@ -50,6 +50,45 @@ def failed_lookup(response) -> bool:
 limiter = Limiter(key_func=client_key, default_limits=[])
 
 
+@limiter.request_filter
+def _counted_in_one_trip() -> bool:
+    """flask-limiter's own hooks skip the views that SingleTripLimiter counts (below): they
+    would only resolve an empty list of limits, at about a tenth of a submission's CPU."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "single_trip_limited", False)
+
+
+def skip_limiter_hooks_for_single_trip(app) -> None:  # noqa: ANN001 - a Flask app
+    """Wrap flask-limiter's request hooks so that they do not run at all for the views that
+    SingleTripLimiter counts (the filter above still costs most of the hooks' work).
+
+    Call after limiter.init_app(app). Hooks it does not recognise are left as they are.
+    """
+    own = {
+        limiter._check_request_limit,  # noqa: SLF001
+        getattr(limiter, "_Limiter__release_context", None),
+    }
+
+    def is_limiters(hook) -> bool:  # noqa: ANN001
+        target = getattr(hook, "func", hook)  # __inject_headers is registered as a partial
+        return hook in own or getattr(target, "__qualname__", "") == "Limiter.__inject_headers"
+
+    def skipping(hook, passthrough: bool):  # noqa: ANN001, ANN202
+        @functools.wraps(getattr(hook, "func", hook))
+        def run(*args):
+            if _counted_in_one_trip():
+                return args[0] if passthrough else None
+            return hook(*args)
+
+        return run
+
+    for registry, passthrough in ((app.before_request_funcs, False),
+                                  (app.after_request_funcs, True),
+                                  (app.teardown_request_funcs, False)):
+        hooks = registry.get(None, [])
+        registry[None] = [skipping(h, passthrough) if is_limiters(h) else h for h in hooks]
+
+
 # --- one round trip: the submission endpoint's limits -------------------------------------
 
 # Every limit of a request counted in one script call: INCR each fixed-window bucket, start
@@ -103,6 +142,8 @@ class SingleTripLimiter:
                     self._count(items, f"{request.endpoint}:{client_key()}")
                 return view(*args, **kwargs)
 
+            # Read by the request filter above (functools.wraps carries it to outer wrappers).
+            wrapped.single_trip_limited = True
             return wrapped
 
         return decorator

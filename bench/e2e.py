@@ -5,8 +5,13 @@ Run from the repository root:  .venv/bin/python bench/e2e.py [--rate 50] [--seco
 The processes of `make run` (scripts/run.sh), started the same way: gunicorn with
 gunicorn.conf.py (2 workers x 4 threads), the RQ workers (two for triage without forking,
 one forking for media and maintenance), the dispatcher and `rq cron`, on
-127.0.0.1 and a port the kernel hands out. New reports arrive open loop, on a fixed schedule
-of --rate per second for --seconds (a slow answer does not delay the next arrival). A poller
+127.0.0.1 and a port the kernel hands out. New reports arrive open loop (bench/openloop.py),
+on a fixed schedule of --rate per second for --seconds (a slow answer does not delay the next
+arrival). The reports are bench/intake.py's: the example report with its point spread over
+about 40 km around London and a numbered description, so a few of them are possible duplicates
+of each other; with --same-point every report has the example's point and nearly its text,
+so each new report is linked to every one before it (a hot spot far beyond bench/triage.py's).
+A poller
 reads, every --poll-ms, which of the answered reports have left `received`; the time from
 the 201 to the poll that saw it is the latency (so it is over-stated by up to one poll
 interval). After the schedule, stragglers get --grace seconds. Printed: p50, p95, p99 and max
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import http.client
 import json
 import os
 import signal
@@ -42,6 +46,7 @@ import psycopg  # noqa: E402 - after the path setup
 
 import bench.intake as intake  # noqa: E402
 from bench.intake import Server, flush_redis, percentile  # noqa: E402
+from bench.openloop import Answer, send_open_loop  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
 P95_TARGET_S = 2.0
@@ -55,6 +60,9 @@ def main() -> int:
     parser.add_argument("--poll-ms", type=float, default=20)
     parser.add_argument("--grace", type=float, default=120,
                         help="seconds to wait for stragglers (it stops once all arrived)")
+    parser.add_argument("--same-point", action="store_true",
+                        help="every report at one point with one text (a worst-case hot spot: "
+                             "each links to all before it) instead of bench/intake.py's spread")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
@@ -84,50 +92,29 @@ def main() -> int:
         intake.build_database()
         server.start(logdir)
         total = int(args.rate * args.seconds)
-        bodies = []
-        for i in range(50):
-            report = copy.deepcopy(VALID_REPORT)
-            report["description"] = f"{VALID_REPORT['description']} Note {i:02d}."
-            bodies.append(json.dumps(report).encode())
-        next_index = 0
-        start = time.perf_counter() + 0.5
+        if args.same_point:
+            bodies = []
+            for i in range(50):
+                report = copy.deepcopy(VALID_REPORT)
+                report["description"] = f"{VALID_REPORT['description']} Note {i:02d}."
+                bodies.append(json.dumps(report).encode())
+        else:
+            bodies = intake.report_bodies()
 
-        def sender() -> None:
-            nonlocal next_index
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            last_used = time.perf_counter()
-            try:
-                while True:
-                    with lock:
-                        index = next_index
-                        next_index += 1
-                    if index >= total:
-                        return
-                    due = start + index / args.rate
-                    time.sleep(max(0.0, due - time.perf_counter()))
-                    if time.perf_counter() - last_used > intake.IDLE_RECONNECT_S:
-                        conn.close()  # gunicorn drops keep-alive connections idle for 2 s
-                    try:
-                        conn.request("POST", "/api/v1/reports", bodies[index % len(bodies)], {
-                            "Content-Type": "application/json",
-                            "Idempotency-Key": str(uuid.uuid4()),
-                        })
-                        response = conn.getresponse()
-                        answer = response.read()
-                    except (OSError, http.client.HTTPException) as exc:
-                        problems.append(f"transport error {exc!r}")
-                        conn.close()
-                        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                        continue
-                    now = last_used = time.perf_counter()
-                    if response.status != 201:
-                        problems.append(f"HTTP {response.status} {answer[:200]!r}")
-                        continue
-                    with lock:
-                        answered[json.loads(answer)["id"]] = now
-                        answer_times.append(now - due)
-            finally:
-                conn.close()
+        def fresh(index: int) -> tuple[bytes, str, object]:
+            return bodies[index % len(bodies)], str(uuid.uuid4()), None
+
+        def record(answer: Answer) -> None:
+            with lock:
+                if answer.status != 201:
+                    problems.append(f"HTTP {answer.status} {answer.body[:200]!r}")
+                    return
+                answered[json.loads(answer.body)["id"]] = answer.answered
+                answer_times.append(answer.latency)
+
+        def failed(text: str) -> None:
+            with lock:
+                problems.append(text)
 
         def poller() -> None:
             with psycopg.connect(intake.PLAIN_DSN, autocommit=True) as conn:
@@ -150,13 +137,10 @@ def main() -> int:
                     time.sleep(args.poll_ms / 1000)
 
         grace_end = float("inf")
-        senders = [threading.Thread(target=sender, daemon=True) for _ in range(args.senders)]
         watcher = threading.Thread(target=poller, daemon=True)
         watcher.start()
-        for thread in senders:
-            thread.start()
-        for thread in senders:
-            thread.join()
+        start, _end = send_open_loop(server.port, "/api/v1/reports", args.rate, total, fresh,
+                                     record, failed, senders=args.senders, start_delay_s=0.5)
         sent_for = time.perf_counter() - start
         grace_end = time.perf_counter() + args.grace
         sending_done.set()

@@ -80,6 +80,7 @@ from sqlalchemy import make_url  # noqa: E402
 
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA  # noqa: E402
 from bench.baseline_app import TABLE as BASELINE_TABLE  # noqa: E402
+from bench.openloop import Answer, send_open_loop  # noqa: E402
 from stopapp.dbadmin import drop_database, recreate_database  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
@@ -101,7 +102,6 @@ BASELINE_PATH = "/reports"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 NON_2XX_SHOWN = 5
 OPEN_LOOP_P99_TARGET_MS = 100
-IDLE_RECONNECT_S = 1.5
 
 
 def _scratch_only(dsn: str) -> None:
@@ -378,70 +378,33 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
 
 def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
                   senders: int = 48) -> PhaseResult:
-    """Requests on a fixed arrival schedule (request i due at start + i / rate), for `seconds`.
-
-    Unlike the closed-loop clients, a slow answer does not slow the arrivals: latency is
-    counted from when a request was due, so waiting for a free sender counts too (no
-    coordinated omission). `senders` threads with keep-alive connections send them.
-    """
-    total = int(rate * seconds)
+    """New reports on a fixed arrival schedule (bench/openloop.py) for `seconds`: latency
+    from when each request was due, so queueing behind slow answers counts."""
     lock = threading.Lock()
-    next_index = 0
     latencies: list[float] = []
     problems: list[str] = []
-    start = time.perf_counter() + 0.2
 
-    def sender() -> None:
-        nonlocal next_index
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        mine: list[float] = []
-        last_used = time.perf_counter()
-        try:
-            while True:
-                with lock:
-                    index = next_index
-                    next_index += 1
-                if index >= total:
-                    break
-                due = start + index / rate
-                time.sleep(max(0.0, due - time.perf_counter()))
-                if time.perf_counter() - last_used > IDLE_RECONNECT_S:
-                    conn.close()  # gunicorn drops keep-alive connections idle for 2 s
-                body, key, context = work.next_request(index)
-                headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-                try:
-                    conn.request("POST", work.path, body, headers)
-                    response = conn.getresponse()
-                    answer = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    problems.append(f"{work.name}: transport error {exc!r}")
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                    continue
-                last_used = time.perf_counter()
-                latency = last_used - due
-                problem = work.check(context, key, body, response.status, answer)
-                if problem:
-                    problems.append(problem)
-                else:
-                    mine.append(latency)
-        finally:
-            conn.close()
-            with lock:
-                latencies.extend(mine)
+    def answered(answer: Answer) -> None:
+        problem = work.check(answer.context, answer.key, answer.sent, answer.status,
+                             answer.body)
+        with lock:
+            if problem:
+                problems.append(problem)
+            else:
+                latencies.append(answer.latency)
 
-    threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    def failed(text: str) -> None:
+        with lock:
+            problems.append(f"{work.name}: {text}")
+
     before = cpu_snapshot(server.sessions)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    window = time.perf_counter() - start
+    start, end = send_open_loop(server.port, work.path, rate, int(rate * seconds),
+                                work.next_request, answered, failed, senders=senders)
     after = cpu_snapshot(server.sessions)
     measured = sorted(latencies)
     counted = len(measured) or 1
     return PhaseResult(
-        rps=len(measured) / window,
+        rps=len(measured) / (end - start),
         p50_ms=percentile(measured, 0.50) * 1000,
         p99_ms=percentile(measured, 0.99) * 1000,
         measured=len(measured),
@@ -526,15 +489,16 @@ STAGES = [
     ("submit_report", "stopapp/reports/services.py", "submit_report"),
     ("  taxonomy check (cached per process)", "stopapp/reports/services.py", "_check_types"),
     ("  contact encryption", "stopapp/reports/services.py", "_encrypted_contact"),
-    ("  SQL: the one INSERT (or replay SELECT)", "sqlalchemy/engine/base.py", "exec_driver_sql"),
-    ("commit: COMMIT (+ NOTIFY)", "stopapp/db.py", "unit_of_work"),
+    ("  SQL: the one statement, autocommitted", "stopapp/db.py", "one_statement"),
+    ("unit of work (nothing left to commit)", "stopapp/db.py", "unit_of_work"),
 ]
 
 
 def profile(count: int, bodies: list[bytes], media_root: str) -> None:
     """`count` new-key submissions in this process through Flask's test client: timed plain,
     then under cProfile; prints SQL and Redis traffic and the cost of each stage."""
-    from sqlalchemy import event
+    from psycopg import Cursor
+    from psycopg._connection_base import BaseConnection
 
     from stopapp import create_app
     from stopapp.extensions import db
@@ -559,22 +523,33 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
         if response.status_code != 201:
             raise RuntimeError(f"profile: HTTP {response.status_code} {response.data[:300]!r}")
 
-    def seen(_conn, _cursor, sql: str, *_) -> None:
-        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)|(nextval)", sql)
-        statements.append(sql.split(None, 1)[0] + (f" {table[1] or table[2]}" if table else ""))
+    def label(sql) -> str:  # noqa: ANN001 - str or bytes
+        text = sql.decode() if isinstance(sql, bytes) else str(sql)
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)|(nextval)", text)
+        return text.split(None, 1)[0] + (f" {table[1] or table[2]}" if table else "")
+
+    # Counted where psycopg sends them (the intake statement does not go through SQLAlchemy's
+    # execution events), transaction commands (BEGIN, COMMIT, pings) included.
+    plain_execute, plain_command = Cursor.execute, BaseConnection._exec_command
+
+    def counting_execute(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
+        statements.append(label(query))
+        return plain_execute(self, query, *args, **kwargs)
+
+    def counting_command(self, command, *args, **kwargs):  # noqa: ANN001, ANN202
+        statements.append(label(command))
+        return plain_command(self, command, *args, **kwargs)
 
     for i in range(50):  # warm-up: connections, prepared statements, lazy imports
         submit(i)
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", seen)
+    Cursor.execute, BaseConnection._exec_command = counting_execute, counting_command
     calls_before = redis_calls()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         submit(i)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     calls = redis_calls()
-    with app.app_context():
-        event.remove(db.engine, "before_cursor_execute", seen)
+    Cursor.execute, BaseConnection._exec_command = plain_execute, plain_command
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(count):
@@ -592,7 +567,7 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
         kinds[kind] = kinds.get(kind, 0) + 1
     print(f"  SQL statements per request: {len(statements) / count:.1f} (" + ", ".join(
         f"{n / count:g} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
-        + "), plus BEGIN and COMMIT")
+        + ") including any BEGIN, COMMIT and ping")
     sent = {k: n - calls_before.get(k, 0) for k, n in calls.items() if k != "info"}
     sent = {k: n for k, n in sent.items() if n}
     print(f"  Redis commands per request: {sum(sent.values()) / count:.1f} (" + ", ".join(

@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from stopapp.config import Config
+from stopapp.db import ping_when_idle
 from stopapp.extensions import db, migrate
 
 
@@ -24,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.check()
 
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     app.config.update(config.flask_settings())
     app.extensions["stopapp.config"] = config
     app.extensions["stopapp.redis"] = Redis.from_url(
@@ -36,6 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     import stopapp.models  # noqa: F401 - register every model before migrations look
 
     db.init_app(app)
+    with app.app_context():
+        ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=_migrations_dir())
 
     from api import init_api
@@ -49,6 +54,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     _quiet_loggers()
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer built once per key set
+    instead of on every request (API requests included, which never use a session)."""
+
+    def __init__(self) -> None:
+        self._serializers: dict = {}
+
+    def get_signing_serializer(self, app: Flask):  # noqa: ANN201 - as the base class
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
 
 
 def _migrations_dir() -> str:

@@ -164,8 +164,9 @@ class Config:
             "SECRET_KEY": self.SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": self.DATABASE_URL,
             # hide_parameters: a database error's message would otherwise carry the row's
-            # values (report text, contact) into logs and tracebacks.
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+            # values (report text, contact) into logs and tracebacks. No pre-ping on every
+            # checkout: stopapp.db.ping_when_idle pings only connections that sat idle.
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "hide_parameters": True},
             "MAX_CONTENT_LENGTH": self.MAX_JSON_BYTES,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL,
             "RATELIMIT_ENABLED": bool(int(self.RATELIMIT_ENABLED)),

@@ -2,21 +2,110 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
 from stopapp.extensions import db
 
+# Set inside unit_of_work(single_statement=True) when the statement may run in autocommit.
+_autocommit_engine: ContextVar[Engine | None] = ContextVar("autocommit_engine", default=None)
+# A pooled connection idle for longer than this is pinged before use (see ping_when_idle).
+PING_AFTER_IDLE_S = 5.0
+
 
 @contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """Commit what the block did, or roll all of it back if it raised."""
+def unit_of_work(*, single_statement: bool = False) -> Iterator[Session]:
+    """Commit what the block did, or roll all of it back if it raised.
+
+    `single_statement=True` is for a block whose only write is one statement, sent with
+    `one_statement` (intake): a statement is atomic on its own, so it runs in autocommit on a
+    pooled connection of its own, committed when it returns, which saves the BEGIN and COMMIT
+    round trips and the session's bookkeeping. Where the session is bound to a connection
+    already in a transaction (the tests' rolled-back one), it is an ordinary unit of work.
+    """
     session = db.session()
+    bind = session.get_bind() if single_statement else None
+    autocommit = isinstance(bind, Engine)
+    token = _autocommit_engine.set(bind if autocommit else None)
     try:
         yield session
-        session.commit()
+        # Committing a session that did nothing still builds and ends a transaction object.
+        if not autocommit or session.in_transaction():
+            session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        _autocommit_engine.reset(token)
+
+
+def one_statement(sql: str, params: Mapping[str, object]) -> list:
+    """The rows of one SQL statement (psycopg's %(name)s parameters; none for a statement
+    without RETURNING), sent as it is.
+
+    Inside unit_of_work(single_statement=True) it runs in autocommit, committed when this
+    returns; anywhere else in the unit of work's transaction. Errors leave as SQLAlchemy's
+    DBAPIError (OperationalError when the server is gone, which the API answers 503), and a
+    lost connection invalidates the pool, as SQLAlchemy does for its own statements.
+    """
+    engine = _autocommit_engine.get()
+    if engine is None:
+        result = db.session.connection().exec_driver_sql(sql, params)
+        return result.all() if result.returns_rows else []
+    pooled = engine.raw_connection()
+    conn: psycopg.Connection = pooled.driver_connection
+    try:
+        conn.autocommit = True
+        try:
+            with conn.cursor(row_factory=namedtuple_row) as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description is not None else []
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+    except psycopg.Error as exc:
+        lost = engine.dialect.is_disconnect(exc, conn, None)
+        if lost:
+            engine.pool._invalidate(pooled, exc)  # noqa: SLF001 - what SQLAlchemy does itself
+        raise DBAPIError.instance(
+            sql, params, exc, psycopg.Error, hide_parameters=True,
+            connection_invalidated=lost, dialect=engine.dialect,
+        ) from exc
+    finally:
+        pooled.close()
+
+
+def ping_when_idle(engine: Engine, idle_s: float = PING_AFTER_IDLE_S) -> None:
+    """Check a pooled connection before use only when it sat idle for `idle_s` or more.
+
+    SQLAlchemy's pool_pre_ping costs a round trip on every checkout, which under load is a
+    quarter of a report submission's round trips. A connection that was in use moments ago is
+    almost certainly alive; one that idled may have been dropped (a restart, a proxy's idle
+    timeout), and raising DisconnectionError makes the pool replace it. A server lost between
+    two busy requests fails that one request (503, the client retries) and SQLAlchemy then
+    discards the whole pool, as it does for any disconnect.
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _fresh(_dbapi_connection, record) -> None:  # noqa: ANN001 - pool callback
+        if record is not None:
+            record.info["stopapp.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        idle_since = record.info.get("stopapp.idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("connection lost while idle") from exc

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import literal, select
 
 from stopapp.constants import REPORTER_STATUS, MessageSender, ReportState
+from stopapp.db import one_statement
 from stopapp.errors import IdempotencyMismatchError, NotFoundError, ValidationError
 from stopapp.extensions import db, settings
 from stopapp.media.models import Photo
@@ -184,8 +185,9 @@ def _answer(row, fingerprint: bytes, receipt: str) -> Submission:  # noqa: ANN00
 def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     """Store a new report, or return the first answer for a retried submission.
 
-    `fields` is the validated request body (see api/schemas.py). The triage job is queued by
-    the dispatcher once the caller's unit of work commits; nothing here talks to Redis.
+    `fields` is the validated request body (see api/schemas.py). Its one statement may run in
+    autocommit (the caller's unit_of_work(single_statement=True)). The triage job is queued by
+    the dispatcher once the row is committed; nothing here talks to Redis.
 
     Raises ValidationError for unknown exploitation types and IdempotencyMismatchError when the
     key was used before with a different body.
@@ -196,8 +198,7 @@ def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
     receipt = derive_receipt(settings().RECEIPT_KEY, idempotency_key)
     location = fields.get("location") or {}
     app_info = fields.get("app") or {}
-    session = db.session()
-    row = session.connection().exec_driver_sql(
+    rows = one_statement(
         _SUBMIT,
         {
             "id": uuid.uuid4(),
@@ -222,9 +223,11 @@ def submit_report(fields: dict, idempotency_key: uuid.UUID) -> Submission:
             "contact_encrypted": _encrypted_contact(fields.get("contact")),
             "state": ReportState.RECEIVED.value,
         },
-    ).one_or_none()
-    if row is None:  # a concurrent first request with this key committed meanwhile
-        row = session.execute(
+    )
+    if rows:
+        row = rows[0]
+    else:  # a concurrent first request with this key committed meanwhile
+        row = db.session.execute(
             select(
                 Report.id, Report.reference, Report.created_at, Report.request_hash,
                 literal(False).label("created"),

@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from stopapp.areas.services import area_codes_covering
 from stopapp.audit.services import record
@@ -29,6 +30,7 @@ from stopapp.tasks import QUEUE_TRIAGE, JobSpec
 # (the foreign keys), which FOR UPDATE would block, so two twins enriched at once would each
 # wait for the other's report.
 _ROW_LOCK = {"key_share": True}
+_UUID_ARRAY = ARRAY(UUID(as_uuid=True))
 
 # ---------------------------------------------------------------------------------------------
 # The priority rule: 0-100, higher is more urgent. Points per reason, added to a base and capped.
@@ -192,8 +194,14 @@ def _counts(report_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
         .scalar_subquery()
     )
     links = select(func.count()).where(ReportLink.report_id == Report.id).scalar_subquery()
-    rows = db.session.execute(select(Report.id, photos, links).where(Report.id.in_(report_ids)))
+    rows = db.session.execute(select(Report.id, photos, links).where(_id_among(report_ids)))
     return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _id_among(report_ids: list[uuid.UUID]):  # noqa: ANN202 - a SQL expression
+    """`reports.id = ANY(:ids)`: one statement text whatever the number of ids (IN would be
+    rendered again for each length, and never prepared)."""
+    return Report.id == any_(bindparam("ids", list(report_ids), type_=_UUID_ARRAY))
 
 
 def _apply_priority(report: Report, photo_count: int, link_count: int) -> None:
@@ -202,19 +210,21 @@ def _apply_priority(report: Report, photo_count: int, link_count: int) -> None:
     report.priority, report.priority_reasons = priority.value, priority.reasons
 
 
-def _refresh_queued_priorities(report_ids: list[uuid.UUID]) -> None:
-    """Recompute the priority of those reports still waiting in the queue (`new`).
+def _refresh_queued_priorities(report_ids: list[uuid.UUID],
+                                also: Report | None = None) -> None:
+    """Recompute the priority of those reports still waiting in the queue (`new`), and of
+    `also` (locked by the caller) with the same count query.
 
     A report an analyst has taken is left alone (its version would change under them), and so
     is one locked at this moment (SKIP LOCKED: two twins enriched at once must not deadlock;
     the other's own job computes its priority with the link anyway).
     """
-    if not report_ids:
-        return
     reports = db.session.scalars(
-        select(Report).where(Report.id.in_(report_ids), Report.state == ReportState.NEW.value)
+        select(Report).where(_id_among(report_ids), Report.state == ReportState.NEW.value)
         .with_for_update(skip_locked=True, **_ROW_LOCK)
-    ).all()
+    ).all() if report_ids else []
+    if also is not None:
+        reports.append(also)
     counts = _counts([r.id for r in reports]) if reports else {}
     for report in reports:
         _apply_priority(report, *counts[report.id])
@@ -243,12 +253,17 @@ def start_attempt(report_id: uuid.UUID) -> int | None:
     Committed before the work itself, so that a job that kills its worker still counts.
     """
     _limit_lock_wait()
-    report = _received(report_id)
-    if report is None:
-        return None
-    report.triage_attempts += 1
-    db.session.flush()
-    return report.triage_attempts
+    # One UPDATE (it locks the row as the ORM's SELECT ... FOR NO KEY UPDATE would) instead of
+    # loading the whole report to change one counter; version and updated_at move as the ORM
+    # would move them (the reconciler reads updated_at as the time of the last attempt).
+    # An ORM-enabled UPDATE: a copy of the report already in the session is updated too.
+    return db.session.execute(
+        update(Report)
+        .where(Report.id == report_id, Report.state == ReportState.RECEIVED.value)
+        .values(triage_attempts=Report.triage_attempts + 1, version=Report.version + 1,
+                updated_at=utcnow())
+        .returning(Report.triage_attempts)
+    ).scalar_one_or_none()
 
 
 def enrich_report(report_id: uuid.UUID) -> bool:
@@ -265,10 +280,9 @@ def enrich_report(report_id: uuid.UUID) -> bool:
     location = select(Report.location).where(Report.id == report.id).scalar_subquery()
     report.area_codes = area_codes_covering(location)
     twins = link_possible_duplicates(report.id)
-    photo_count, link_count = _counts([report.id])[report.id]
-    _apply_priority(report, photo_count, link_count)
+    # Its own priority and its queued twins' in one count query (the twins locked first).
+    _refresh_queued_priorities(twins, also=report)
     report.state = ReportState.NEW.value
-    _refresh_queued_priorities(twins)
     record(None, "triage.enriched", report_id=report.id, detail={
         "areas": report.area_codes, "priority": report.priority,
         "priority_reasons": report.priority_reasons, "possible_duplicates": len(twins),

@@ -1,7 +1,7 @@
 """Benchmark of the analysts' queue and report view on a million realistic reports.
 
 Run from the repository root:
-    .venv/bin/python bench/queue.py [--count 1000000] [--reuse] [--iterations 300]
+    .venv/bin/python bench/analyst_queue.py [--count 1000000] [--reuse] [--iterations 300]
 
 1. Load (skipped with --reuse when the database already holds --count reports): the database
    (stopapp_b6c by default, --database-url) is rebuilt by the migrations, the three London

@@ -1,0 +1,101 @@
+"""The one-statement unit of work (autocommit on a pooled connection of its own) and the pool's
+ping of idle connections (stopapp/db.py)."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from stopapp.db import one_statement, ping_when_idle, unit_of_work
+from stopapp.extensions import db
+from tests.conftest import DATABASE_URL
+
+SCRATCH = "CREATE TABLE IF NOT EXISTS uow_scratch (n int)"
+
+
+@pytest.fixture
+def scratch_app(committed_app):
+    with committed_app.app_context():
+        db.session.execute(text(SCRATCH))
+        db.session.commit()
+    yield committed_app
+    with committed_app.app_context():
+        db.session.execute(text("DROP TABLE uow_scratch"))
+        db.session.commit()
+
+
+def _count(app) -> int:
+    with app.app_context():
+        try:
+            return db.session.scalar(text("SELECT count(*) FROM uow_scratch"))
+        finally:
+            db.session.rollback()
+
+
+def test_the_single_statement_is_committed_when_it_returns(scratch_app):
+    with scratch_app.app_context(), pytest.raises(RuntimeError):
+        with unit_of_work(single_statement=True):
+            rows = one_statement("INSERT INTO uow_scratch VALUES (%(n)s) RETURNING n", {"n": 7})
+            assert [row.n for row in rows] == [7]
+            raise RuntimeError("after the statement")
+    # Autocommitted: nothing left for the unit of work to roll back.
+    assert _count(scratch_app) == 1
+
+
+def test_without_single_statement_it_runs_in_the_unit_of_work(scratch_app):
+    with scratch_app.app_context(), pytest.raises(RuntimeError):
+        with unit_of_work():
+            one_statement("INSERT INTO uow_scratch VALUES (%(n)s)", {"n": 7})
+            raise RuntimeError("rolled back")
+    assert _count(scratch_app) == 0
+
+
+def test_a_failing_statement_leaves_as_sqlalchemy_error_without_its_values(scratch_app):
+    with scratch_app.app_context(), pytest.raises(DBAPIError) as raised:
+        with unit_of_work(single_statement=True):
+            one_statement("SELECT 1 / %(zero)s::int, %(secret)s::text",
+                          {"zero": 0, "secret": "call me on 07700 900123"})
+    assert "07700" not in str(raised.value)
+    # The pooled connection is usable again afterwards (back in its normal mode).
+    with scratch_app.app_context(), unit_of_work(single_statement=True):
+        assert one_statement("SELECT 1 AS one", {})[0].one == 1
+    with scratch_app.app_context(), unit_of_work():
+        assert db.session.connection().connection.driver_connection.autocommit is False
+
+
+def test_idle_connections_are_pinged_and_replaced_when_dead(migrated_database, monkeypatch):
+    engine = create_engine(DATABASE_URL, pool_size=1, max_overflow=0)
+    ping_when_idle(engine, idle_s=0.2)
+    pings = []
+    real_ping = engine.dialect.do_ping
+
+    def ping(dbapi_connection):
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", ping)
+    try:
+        with engine.connect() as conn:
+            first = conn.connection.driver_connection
+        with engine.connect() as conn:  # used a moment ago: not pinged
+            assert conn.connection.driver_connection is first
+        assert pings == []
+        time.sleep(0.3)
+        with engine.connect() as conn:  # idle: pinged, alive, kept
+            assert conn.connection.driver_connection is first
+        assert pings == [first]
+
+        def dead(dbapi_connection):
+            raise psycopg.OperationalError("server closed the connection")
+
+        monkeypatch.setattr(engine.dialect, "do_ping", dead)
+        time.sleep(0.3)
+        with engine.connect() as conn:  # idle and dead: replaced by a fresh connection
+            assert conn.connection.driver_connection is not first
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
