@@ -10,7 +10,7 @@ export FLASK_APP := wsgi
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/stopapp_test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test services venv migrate seed lint check-migrations unit clean bench
+.PHONY: run test services venv migrate seed lint check-migrations unit clean bench screenshots
 
 run: services venv migrate seed
 	@scripts/run.sh
@@ -54,6 +54,11 @@ check-migrations: venv
 unit: venv
 	STOPAPP_TEST_DATABASE_URL=$(TEST_DATABASE_URL) STOPAPP_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Refresh the README's screenshots (docs/screenshots) from the browser tests.
+screenshots: venv
+	@scripts/services.sh --browser stopapp_test
+	STOPAPP_SCREENSHOTS=docs/screenshots $(MAKE) unit PYTEST_ARGS="tests/test_triage_browser.py tests/test_triage_report_browser.py tests/test_triage_queue_browser.py tests/test_triage_admin_browser.py tests/test_triage_paging_browser.py"
 
 bench: venv
 	$(BIN)/python bench/photos.py

@@ -1,7 +1,7 @@
 """The web queue in a real browser: Debian's Chromium driven by Playwright against a live gunicorn
 on the test database and Redis, with data committed for real (truncated after the module).
 
-Screenshots land in docs/screenshots/ (the README shows them).
+Screenshots land in var/screenshots/ (`make screenshots`: docs/screenshots/, which the README shows).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ reply reaches the reporter's status endpoint), dismisses another, marks one as a
 sees who changed what when a supervisor in another browser changed the report first. One pass
 does the day's work with JavaScript off.
 
-Screenshots: docs/screenshots/report.png and report-conflict.png (the README shows them).
+Screenshots: report.png and report-conflict.png (see tests/browser.py for where they land).
 """
 
 from __future__ import annotations
