@@ -28,6 +28,9 @@ BOW_TIE = {"type": "Polygon", "coordinates": [[[-0.30, 51.40], [-0.29, 51.41], [
 ADMINS = ("users", "areas", "taxonomy", "audit", "nojs")
 NEW_CODE = "zz_admin_browser_hand_car_wash"
 
+# Failed sign-ins per client live in Redis (flushed by redis_conn): each test starts with none.
+pytestmark = pytest.mark.usefixtures("redis_conn")
+
 
 def _seed(app, site: Site) -> None:
     with app.app_context(), unit_of_work():
@@ -52,11 +55,6 @@ def site(migrated_database, tmp_path_factory):
         yield site
         with site.app.app_context(), unit_of_work():
             db.session.execute(delete(TagCode).where(TagCode.code == NEW_CODE))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_counts(redis_conn):
-    """Failed sign-ins per client live in Redis: each test starts with none."""
 
 
 def admin_signs_in(page: Page, site: Site, name: str) -> None:

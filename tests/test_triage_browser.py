@@ -1,7 +1,7 @@
 """The web queue in a real browser: Debian's Chromium driven by Playwright against a live gunicorn
 on the test database and Redis, with data committed for real (truncated after the module).
 
-Screenshots land in var/screenshots/ (`make screenshots`: docs/screenshots/, which the README shows).
+Screenshots land in var/screenshots/ (`make screenshots`: in docs/screenshots/ for the README).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from stopapp.db import unit_of_work
 from stopapp.reports.models import utcnow
 from tests.browser import PASSWORD, XSS, Site, live_site, shot, sign_in
 from tests.triage_helpers import new_report
+
+# Failed sign-ins per client live in Redis (flushed by redis_conn): each test starts with none.
+pytestmark = pytest.mark.usefixtures("redis_conn")
 
 
 def _seed(app, site: Site) -> None:
@@ -48,16 +51,10 @@ def _seed(app, site: Site) -> None:
             site.reports[name] = str(new_report(**fields).id)
 
 
-
 @pytest.fixture(scope="module")
 def site(migrated_database, tmp_path_factory):
     with live_site(tmp_path_factory, _seed) as site:
         yield site
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_counts(redis_conn):
-    """Failed sign-ins per client live in Redis: each test starts with none."""
 
 
 def test_sign_in_then_out(page: Page, site: Site):

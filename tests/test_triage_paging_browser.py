@@ -17,6 +17,9 @@ from tests.triage_helpers import new_report
 
 REPORTS = 62  # a full page of 50 and a second of 12
 
+# Failed sign-ins per client live in Redis (flushed by redis_conn): each test starts with none.
+pytestmark = pytest.mark.usefixtures("redis_conn")
+
 
 def _seed(app, site: Site) -> None:
     with app.app_context(), unit_of_work():
@@ -35,11 +38,6 @@ def _seed(app, site: Site) -> None:
 def site(migrated_database, tmp_path_factory):
     with live_site(tmp_path_factory, _seed) as site:
         yield site
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_counts(redis_conn):
-    """Failed sign-ins per client live in Redis: each test starts with none."""
 
 
 def _references(page: Page) -> list[str]:

@@ -50,6 +50,9 @@ EAST = {
                    priority=20, lon=-0.1300, lat=51.5120),
 }
 
+# Failed sign-ins per client live in Redis (flushed by redis_conn): each test starts with none.
+pytestmark = pytest.mark.usefixtures("redis_conn")
+
 
 def _seed(app, site: Site) -> None:
     with app.app_context(), unit_of_work():
@@ -74,11 +77,6 @@ def _seed(app, site: Site) -> None:
 def site(migrated_database, tmp_path_factory):
     with live_site(tmp_path_factory, _seed) as site:
         yield site
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_counts(redis_conn):
-    """Failed sign-ins per client live in Redis: each test starts with none."""
 
 
 def _tick(page: Page, site: Site, *names: str) -> None:

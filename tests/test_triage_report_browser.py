@@ -29,6 +29,9 @@ from workers import jobs
 RECEIPT = "K7QF-2MZD-9XWP-4TNA-HV3C"
 OTHER_RECEIPT = "M3RT-8KPW-2HXN-5VQA-JD7C"
 
+# Failed sign-ins per client live in Redis (flushed by redis_conn): each test starts with none.
+pytestmark = pytest.mark.usefixtures("redis_conn")
+
 
 def _seed(app, site: Site) -> None:
     with app.app_context():
@@ -76,11 +79,6 @@ def _seed(app, site: Site) -> None:
 def site(migrated_database, tmp_path_factory):
     with live_site(tmp_path_factory, _seed) as site:
         yield site
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_counts(redis_conn):
-    """Failed sign-ins per client live in Redis: each test starts with none."""
 
 
 def _open(page: Page, site: Site, name: str) -> None:
