@@ -33,6 +33,9 @@ def init_api(app: Flask) -> None:
     # The same document as swagger.json, under the name OpenAPI 3 tools expect.
     blueprint.add_url_rule("/openapi.json", "openapi", lambda: jsonify(api.__schema__))
     app.register_blueprint(blueprint)
+    # The submission endpoint, the hottest, is served without flask-restx's dispatch layers
+    # (documented and routed as before).
+    reports.install_submit_view(app)
     app.register_blueprint(health.blueprint)
     limiter.init_app(app)
     skip_limiter_hooks_for_single_trip(app)

@@ -56,9 +56,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+# Where the API is mounted (api/__init__.py); its requests have no session (see below).
+API_PATH_PREFIX = "/api/"
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per key set
-    instead of on every request (API requests included, which never use a session)."""
+    instead of on every request, and none at all for the API."""
 
     def __init__(self) -> None:
         self._serializers: dict = {}
@@ -69,6 +73,16 @@ class _SessionInterface(SecureCookieSessionInterface):
         if serializer is None:
             serializer = self._serializers[keys] = super().get_signing_serializer(app)
         return serializer
+
+    def open_session(self, app: Flask, request):  # noqa: ANN001, ANN201 - as the base class
+        # Only the web queue's pages take cookies: the API authenticates by bearer token and
+        # never reads or writes the session. Its requests (the public intake above all) get
+        # Flask's empty, read-only null session, which is never saved, so no cookie is parsed,
+        # checked or set for them, and Flask-Login finds no user in it (as before: none was
+        # ever there for a client of the API).
+        if request.path.startswith(API_PATH_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _migrations_dir() -> str:

@@ -46,6 +46,21 @@ def test_the_single_statement_is_committed_when_it_returns(scratch_app):
     assert _count(scratch_app) == 1
 
 
+def test_no_session_is_built_for_the_statement_and_one_made_meanwhile_is_ended(scratch_app):
+    with scratch_app.app_context():
+        with unit_of_work(single_statement=True):
+            one_statement("INSERT INTO uow_scratch VALUES (%(n)s)", {"n": 1})
+            assert not db.session.registry.has()
+            # What the intake's fallback does (a SELECT through the session): committed too.
+            db.session.execute(text("INSERT INTO uow_scratch VALUES (2)"))
+    assert _count(scratch_app) == 2
+    with scratch_app.app_context(), pytest.raises(RuntimeError):
+        with unit_of_work(single_statement=True):
+            db.session.execute(text("INSERT INTO uow_scratch VALUES (3)"))
+            raise RuntimeError("rolled back")
+    assert _count(scratch_app) == 2
+
+
 def test_without_single_statement_it_runs_in_the_unit_of_work(scratch_app):
     with scratch_app.app_context(), pytest.raises(RuntimeError):
         with unit_of_work():

@@ -102,3 +102,19 @@ def test_every_schema_compiles_or_is_left_to_marshmallow():
     for value in vars(schemas).values():
         if isinstance(value, type) and issubclass(value, Schema) and value is not Schema:
             _compile_schema(value())  # must not raise; None means "always Schema.load"
+
+
+def test_the_created_answer_is_what_schema_dump_makes():
+    import uuid
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from api.reports import _created_schema, dump_created
+
+    for created_at in (datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC),
+                       datetime(2026, 1, 1, 23, 59, 59, tzinfo=timezone(timedelta(hours=5)))):
+        values = {"id": uuid.uuid4(), "receipt": "ABCD-EFGH-JKMN-PQRS-TVWX",
+                  "status": "received", "created_at": created_at, "max_photos": 5}
+        fast, full = dump_created(values), _created_schema.dump(values)
+        assert fast == full
+        assert list(fast) == list(full)
+        assert repr(fast) == repr(full)

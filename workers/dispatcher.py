@@ -43,9 +43,13 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "report_received"
 # A batch is what arrives within LINGER_S of its first id, at most BATCH_MAX ids: a few
-# milliseconds of latency buy one Redis round trip for a whole burst.
+# milliseconds of latency buy one Redis round trip for a whole burst. Queueing a job costs
+# about 0.36 ms of CPU alone, 0.2 ms in a batch of 5 and 0.16 ms in one of 20 (RQ's job
+# creation and the pipeline's fixed cost), so under load 20 ms of gathering saves more CPU
+# than 5 ms did (batches of 6 to 12 instead of 2 or 3 at 300 to 600 reports/s), for 15 ms
+# more latency against the 2 s end-to-end target.
 BATCH_MAX = 500
-LINGER_S = 0.005
+LINGER_S = 0.02
 # Ids already sent, remembered so that one found by the catch-up and notified too is sent once.
 RECENT_MAX = 10_000
 # Ids kept while Redis is down; past this the database is the list (catch-up once it is back).
