@@ -117,7 +117,7 @@ def describe(event: dict, names: dict[str, str]) -> str:
     if action == "contact.read":
         return "looked at the contact details"
     if action == "triage.enriched":
-        return "automatic triage updated it"
+        return "set its areas, priority and possible duplicates (automatic triage)"
     return action
 
 
