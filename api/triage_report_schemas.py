@@ -283,9 +283,11 @@ def dump_summary(item: dict) -> dict:
         "occurred_at": _utc(item["occurred_at"]),
         "assignee": assignee and {"id": str(assignee["id"]), "name": assignee["name"]},
     }
-    # The service's summary also carries the reasons for the web queue; the contract's summary
-    # (STAFF_API.md) does not, as the schema's dump leaves out every undeclared key.
+    # The service's summary also carries the reasons and the override for the web queue; the
+    # contract's summary (STAFF_API.md) does not, as the schema's dump leaves out every
+    # undeclared key.
     body.pop("priority_reasons", None)
+    body.pop("priority_override", None)
     return body
 
 

@@ -221,6 +221,16 @@ def test_priority_reasons_are_in_the_row_in_plain_words(app, analyst):
     assert re.search(r'<span class="why" tabindex="0">\s*<span class="priority high">75', body)
 
 
+def test_a_supervisor_s_override_is_the_priority_the_row_shows_and_sorts_by(app, analyst):
+    _reports(app, {"priority": 20, "priority_override": 90, "priority_reasons": []},
+             {"priority": 60, "priority_reasons": ["ongoing"]})
+    body = analyst.get("/triage/reports").get_data(as_text=True)
+    assert "Why 90:" in body and "Set by a supervisor (computed: 20)" in body
+    # Sorted by the override: the overridden row comes first, shown with its badge.
+    assert body.index("Why 90:") < body.index("Why 60:")
+    assert re.search(r'<span class="why" tabindex="0">\s*<span class="priority high">90', body)
+
+
 def test_every_priority_reason_and_dismiss_reason_has_a_label():
     assert set(REASON_LABELS) == set(POINTS)
     assert reason_label("photos") == "Has photos (+5)"

@@ -342,7 +342,7 @@ def test_unknown_report_is_404(app, client, analyst):
      "photo_count": 2, "possible_duplicate_count": 1, "excerpt": "y" * 200,
      "location": {"lat": 51.5, "lon": -0.1, "accuracy_m": None},
      # The service's summary has them for the web queue; the API's does not.
-     "priority_reasons": ["minors"]},
+     "priority_reasons": ["minors"], "priority_override": 90},
 ])
 def test_the_fast_summary_dump_matches_the_schema(item):
     assert dump_summary(item) == ReportSummarySchema().dump(item)

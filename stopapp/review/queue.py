@@ -208,6 +208,7 @@ def _summary_columns():
     point = func.geometry(Report.location)
     return [
         Report.id, Report.reference, Report.state, Report.priority, Report.priority_reasons,
+        Report.priority_override,
         Report.created_at,
         Report.occurred_at, Report.exploitation_types, Report.tags, Report.area_codes,
         func.left(Report.description, EXCERPT_CHARS).label("excerpt"),
@@ -247,6 +248,7 @@ def _summary(row) -> dict:
         "id": row.id, "reference": row.reference, "state": row.state, "priority": row.priority,
         # The web queue shows them on hover; the API's summary leaves them out (dump_summary).
         "priority_reasons": row.priority_reasons,
+        "priority_override": row.priority_override,
         "created_at": row.created_at, "occurred_at": row.occurred_at,
         "exploitation_types": row.exploitation_types, "tags": row.tags, "assignee": assignee,
         "areas": row.area_codes, "photo_count": row.photo_count,
