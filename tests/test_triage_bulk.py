@@ -12,12 +12,11 @@ import pytest
 from stopapp.accounts import services as accounts
 from stopapp.areas.services import import_areas
 from stopapp.db import unit_of_work
-from stopapp.errors import NotFoundError
+from stopapp.errors import ValidationError
 from stopapp.extensions import db
 from stopapp.reports.models import Report
 from stopapp.review.enrichment import POINTS, REASON_LABELS, reason_label
-from stopapp.review.queue import report_id_by_reference
-from stopapp.review.services import DISMISS_REASON_CODES
+from stopapp.review.services import DISMISS_REASON_CODES, find_report_id
 from tests.test_triage_pages import PASSWORD, csrf_token, sign_in
 from tests.triage_helpers import new_report, seed_tags
 from triage.bulk_forms import DISMISS_REASON_LABELS, BulkForm
@@ -238,15 +237,16 @@ def test_every_priority_reason_and_dismiss_reason_has_a_label():
     assert set(DISMISS_REASON_LABELS) == set(DISMISS_REASON_CODES)
 
 
-def test_report_id_by_reference(app):
+def test_a_typed_reference_finds_its_report(app):
     (report_id,) = _reports(app, {})
     with app.app_context():
+        actor = accounts.create_user("finder@example.org", "analyst", "correct horse battery")
         reference = db.session.get(Report, report_id).reference
-        assert report_id_by_reference(reference) == report_id
-        assert report_id_by_reference(f"  {reference.lower()}") == report_id
+        assert find_report_id(actor, reference) == report_id
+        assert find_report_id(actor, f"  {reference.lower()}") == report_id
         for wrong in ("R-0000-000000", "", "   "):
-            with pytest.raises(NotFoundError):
-                report_id_by_reference(wrong)
+            with pytest.raises(ValidationError):
+                find_report_id(actor, wrong)
 
 
 def test_free_words_become_free_tags():

@@ -12,7 +12,7 @@ from flask_login import login_required
 
 from stopapp.accounts.services import list_users
 from stopapp.db import unit_of_work
-from stopapp.errors import ForbiddenError, NotFoundError, ProblemError, ValidationError
+from stopapp.errors import ForbiddenError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
 from triage.bulk_forms import ACTION_LABELS, DISMISS_REASON_LABELS, BulkForm
@@ -36,14 +36,10 @@ def bulk():
         with unit_of_work():
             actor = current_actor()
             if form.action.data == "duplicate":
-                target = form.duplicate_of.data
-                fields["duplicate_of"] = queue.report_id_by_reference(target)
+                fields["duplicate_of"] = services.find_report_id(actor, form.duplicate_of.data)
             results = services.bulk_change(actor, form.ids.data, action, fields)
             references = queue.report_references(actor, form.ids.data)
             title = _action_name(form, actor)
-    except NotFoundError as error:
-        form.duplicate_of.errors.append(error.detail)
-        return queue_page(bulk_form=form, status=422)
     except ValidationError as error:
         _show(form, error)
         return queue_page(bulk_form=form, status=422)

@@ -284,19 +284,6 @@ def list_reports(actor: User, query: QueueQuery) -> QueuePage:
     return QueuePage(items=[_summary(r) for r in rows], next_cursor=next_cursor, counts=counts)
 
 
-def report_id_by_reference(reference: str) -> uuid.UUID:
-    """The id of the report with this reference (spaces and letter case do not matter).
-
-    Raises NotFoundError when there is none. Reads nothing of the report but its id.
-    """
-    wanted = "".join((reference or "").split()).upper()
-    found = db.session.scalar(select(Report.id).where(Report.reference == wanted)) \
-        if wanted else None
-    if found is None:
-        raise NotFoundError(f"No report has the reference {wanted or '(none given)'}.")
-    return found
-
-
 def report_references(actor: User, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The reference of each of `ids` that exists (to name them in a bulk action's results).
 

@@ -285,21 +285,19 @@ def _refuse_extra(move: dict, allowed: set[str]) -> None:
 
 
 def find_report_id(actor: User, reference: str) -> uuid.UUID:
-    """The id of the report with this reference (R-2026-000123, any case, spaces ignored) or
-    this id, for the pages where staff type the report they mean.
+    """The id of the report with this reference (R-2026-000123; spaces and letter case do not
+    matter) or this id, for the pages where staff type the report they mean (the report page's
+    and the queue's "mark as duplicate").
 
     Raises ValidationError (on `duplicate_of`, where staff type it) when there is none.
     """
     require_staff(actor)
-    text = "".join((reference or "").split())
+    text = "".join((reference or "").split()).upper()
     try:
-        report_id = uuid.UUID(text)
+        wanted = Report.id == uuid.UUID(text)
     except ValueError:
-        report_id = db.session.scalar(
-            select(Report.id).where(Report.reference == text.upper())
-        ) if text else None
-    else:
-        report_id = db.session.scalar(select(Report.id).where(Report.id == report_id))
+        wanted = Report.reference == text
+    report_id = db.session.scalar(select(Report.id).where(wanted)) if text else None
     if report_id is None:
         raise ValidationError(
             "No report has that reference.",
