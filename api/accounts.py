@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor
 from api.openapi import operation, register_models
-from api.parsing import load_query
+from api.parsing import NO_STORE, load_query
 from api.schemas import ProblemSchema, StrictSchema, UtcDateTime
 from stopapp.accounts import services as accounts
 from stopapp.audit import services as audit
@@ -16,8 +16,6 @@ from stopapp.review import taxonomy
 
 ns = Namespace("staff-accounts", path="/triage",
                description="Staff, tag vocabulary and audit trail (bearer token)")
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class StaffUserSchema(Schema):
     id = fields.UUID(required=True)

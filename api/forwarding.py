@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor
 from api.openapi import register_models
-from api.parsing import if_match, load_body, load_query
+from api.parsing import NO_STORE, if_match, load_body, load_query
 from api.schemas import (
     ProblemSchema,
     StrictBoolean,
@@ -131,8 +131,6 @@ if_match_header = {
     "If-Match": {"in": "header", "type": "string", "required": True,
                  "description": 'The report\'s version from the last read, as "<version>".'},
 }
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 def _problem(code: int, text: str):
     return ns.response(code, text, models["Problem"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from api.parsing import NO_STORE
 from api.problem import problem_response
 from stopapp.health import readiness
 
@@ -22,7 +23,7 @@ def readyz():
     checks = readiness()
     states = {name: "ok" if up else "down" for name, up in checks.items()}
     if all(checks.values()):
-        return {"status": "ok", "checks": states}, 200, {"Cache-Control": "no-store"}
+        return {"status": "ok", "checks": states}, 200, NO_STORE
     down = ", ".join(name for name, up in checks.items() if not up)
     return problem_response(
         503, "Service Unavailable", f"Not answering: {down}.",

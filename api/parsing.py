@@ -21,6 +21,8 @@ from stopapp.errors import BadRequestError, UnsupportedMediaTypeError, Validatio
 # contract goes past 4 levels).
 MAX_JSON_DEPTH = 32
 RECEIPT_HEADER = "X-Report-Receipt"
+# Every answer about a report or a person: no cache on the way may keep it.
+NO_STORE = {"Cache-Control": "no-store"}
 # The only way a lone surrogate gets into parsed JSON (the UTF-8 text itself cannot hold one).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 

@@ -117,7 +117,7 @@ def submit() -> tuple[dict, int, dict]:
             }
         )
     # The contract promises the same answer for a retry: the same status code included.
-    return body, 201, {"Cache-Control": "no-store"}
+    return body, 201, parsing.NO_STORE
 
 
 @single_trip_limiter.limit("RATELIMIT_REPORTS")
@@ -164,7 +164,7 @@ class ReportStatus(Resource):
         """The reporter's view of a report: coarse status, photos and messages."""
         with unit_of_work():
             status = services.reporter_status(report_id, parsing.receipt())
-        return ReportStatusSchema().dump(status), 200, {"Cache-Control": "no-store"}
+        return ReportStatusSchema().dump(status), 200, parsing.NO_STORE
 
 
 @ns.route("/<uuid:report_id>/messages")
@@ -187,7 +187,7 @@ class ReportMessages(Resource):
                 {"id": message.id, "from": message.sender, "body": message.body,
                  "sent_at": message.created_at}
             )
-        return body, 201, {"Cache-Control": "no-store"}
+        return body, 201, parsing.NO_STORE
 
 
 @ns.route("/<uuid:report_id>/photos")
@@ -217,4 +217,4 @@ class ReportPhotos(Resource):
             accepted = media.accept_photo(report_id, parsing.receipt(), key, open_upload)
             # A retry repeats the first answer: the photo was accepted for processing.
             body = PhotoAcceptedSchema().dump({"id": accepted.photo.id, "status": "processing"})
-        return body, 202, {"Cache-Control": "no-store"}
+        return body, 202, parsing.NO_STORE

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields
 
 from api.auth import current_actor
 from api.openapi import register_models
+from api.parsing import NO_STORE
 from api.schemas import ProblemSchema
 from stopapp.accounts.permissions import require_staff
 from stopapp.db import unit_of_work
@@ -33,4 +34,4 @@ class Me(Resource):
         with unit_of_work():
             actor = require_staff(current_actor())
             body = MeSchema().dump(actor)
-        return body, 200, {"Cache-Control": "no-store"}
+        return body, 200, NO_STORE

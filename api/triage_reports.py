@@ -14,7 +14,7 @@ from flask_restx import Namespace, Resource
 
 from api.auth import current_actor
 from api.openapi import operation, register_models
-from api.parsing import if_match, load_body, load_query
+from api.parsing import NO_STORE, if_match, load_body, load_query
 from api.problem import problem_object
 from api.schemas import ProblemSchema
 from api.triage_report_schemas import (
@@ -47,8 +47,6 @@ models = register_models(
      TransitionSchema, NoteCreateSchema, NoteSchema, ReplyCreateSchema, StaffMessageSchema,
      BulkResultsSchema, ContactDetailsSchema, ProblemSchema],
 )
-NO_STORE = {"Cache-Control": "no-store"}
-
 if_match_header = {
     "If-Match": {
         "in": "header", "type": "string", "required": True,
