@@ -22,7 +22,6 @@ from wtforms import SelectChoice
 
 from stopapp.accounts.services import list_users
 from stopapp.areas import services as areas
-from stopapp.areas.services import area_names
 from stopapp.db import unit_of_work
 from stopapp.extensions import settings
 from stopapp.review import queue, services
@@ -68,7 +67,7 @@ def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None
     page = None
     with unit_of_work():
         actor = current_actor()
-        form.area.choices = _area_choices(area_names(actor), form.area.data)
+        form.area.choices = _area_choices(areas.list_areas(actor), form.area.data)
         if form.validate():
             page = queue.list_reports(actor, form.query())
         elif status == 200:
@@ -86,10 +85,10 @@ def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None
                            can_assign=can_assign, results=results), status
 
 
-def _area_choices(areas: list[tuple[str, str]], current: str | None) -> list[SelectChoice]:
+def _area_choices(areas: list, current: str | None) -> list[SelectChoice]:
     choices = [SelectChoice("", "Any area")]
-    choices += [SelectChoice(code, f"{name} ({code})") for code, name in areas]
-    if current and current not in {code for code, _ in areas}:
+    choices += [SelectChoice(area.code, f"{area.name} ({area.code})") for area in areas]
+    if current and current not in {area.code for area in areas}:
         choices.append(SelectChoice(current, current))
     return choices
 

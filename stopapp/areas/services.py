@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import defer
 
 from stopapp.accounts.models import Role, User
 from stopapp.accounts.permissions import require_role, require_staff
@@ -219,9 +220,11 @@ def import_areas(
 
 
 def list_areas(actor: User) -> list[Area]:
-    """Every imported area, by name. Any member of staff."""
+    """Every imported area, by name, without its shape (deferred: a borough's polygon is
+    thousands of points, and every caller lists codes and names). Any member of staff."""
     require_staff(actor)
-    return list(db.session.scalars(select(Area).order_by(Area.name, Area.code)))
+    query = select(Area).options(defer(Area.geom)).order_by(Area.name, Area.code)
+    return list(db.session.scalars(query))
 
 
 def area_codes_covering(point) -> list[str]:
@@ -231,14 +234,6 @@ def area_codes_covering(point) -> list[str]:
     return list(db.session.scalars(
         select(Area.code).where(func.ST_Covers(Area.geom, location)).order_by(Area.code)
     ))
-
-
-def area_names(actor: User) -> list[tuple[str, str]]:
-    """(code, name) of every imported area, by name, without the shapes: for choosing one.
-    Any member of staff."""
-    require_staff(actor)
-    rows = db.session.execute(select(Area.code, Area.name).order_by(Area.name, Area.code))
-    return [(code, name) for code, name in rows]
 
 
 # Outlines for the maps: about 50 m of detail (in degrees at London's latitude), which keeps a
