@@ -21,7 +21,7 @@ from stopapp.accounts.totp import has_totp
 from stopapp.areas import services as areas
 from stopapp.audit import services as audit
 from stopapp.db import unit_of_work
-from stopapp.errors import ConflictError, ProblemError, ValidationError
+from stopapp.errors import ConflictError, ValidationError
 from stopapp.extensions import settings
 from stopapp.forwarding import services as forwarding
 from stopapp.review import taxonomy
@@ -36,7 +36,7 @@ from triage.admin_forms import (
     RoleForm,
     TagCodeForm,
 )
-from triage.forms import EmptyForm
+from triage.forms import EmptyForm, show_refusal
 from triage.security import current_actor
 
 # Boundary files are larger than the JSON bodies the rest of the app takes (1 MiB).
@@ -53,18 +53,6 @@ def _larger_area_files() -> None:
 def _admin():
     """The signed-in user if an admin. Raises UnauthorizedError or ForbiddenError (403 page)."""
     return require_role(current_actor(), Role.ADMIN)
-
-
-def _show_errors(form, error: ProblemError) -> None:
-    """Put a service's refusal on the form: field errors on their fields, the rest on top."""
-    placed = False
-    for name, messages in (error.errors or {}).items():
-        field = getattr(form, name, None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = list(messages)
-            placed = True
-    if not placed:
-        form.form_errors.append(error.detail)
 
 
 def _qr(uri: str) -> str:
@@ -126,7 +114,7 @@ def admin_new_user():
             if isinstance(error, ConflictError):
                 form.email.errors = [error.detail]
             else:
-                _show_errors(form, error)
+                show_refusal(form, error)
             status = 422
         else:
             flash(f"{name}'s account is created. They can sign in with the password you set.")
@@ -312,7 +300,7 @@ def admin_taxonomy_add():
         if isinstance(error, ConflictError):
             form.code.errors = [error.detail]
         else:
-            _show_errors(form, error)
+            show_refusal(form, error)
         return _taxonomy_page(form, 422)
     flash(f"Added {tag} ({label}).")
     return redirect(url_for("triage.admin_taxonomy") + f"#tag-{tag.replace(':', '-')}")
@@ -344,7 +332,7 @@ def admin_tag_relabel(dimension: str, code: str):
             row = taxonomy.relabel_tag_code(current_actor(), dimension, code, form.label.data)
             tag, label = row.tag, row.label
     except ValidationError as error:
-        _show_errors(form, error)
+        show_refusal(form, error)
         return _tag_page(dimension, code, form, 422)
     flash(f"{tag} is now labelled {label}.")
     return redirect(url_for("triage.admin_tag", dimension=dimension, code=code))
@@ -375,7 +363,7 @@ def admin_audit():
             try:
                 page = audit.search_events(actor, **form.filters())
             except ValidationError as error:
-                _show_errors(form, error)
+                show_refusal(form, error)
                 status = 422
         else:
             status = 422
@@ -412,7 +400,7 @@ def admin_new_authority():
                 row = forwarding.create_authority(current_actor(), form.fields())
                 name = row.name
         except ValidationError as error:
-            _show_errors(form, error)
+            show_refusal(form, error)
             status = 422
         else:
             flash(f"{name} is added.")
@@ -446,7 +434,7 @@ def admin_authority(authority_id: uuid.UUID):
                 row = forwarding.update_authority(current_actor(), authority_id, form.fields())
                 name = row.name
         except ValidationError as error:
-            _show_errors(form, error)
+            show_refusal(form, error)
             status = 422
         else:
             flash(f"{name} is saved.")

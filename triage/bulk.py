@@ -16,13 +16,13 @@ from stopapp.errors import ForbiddenError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
 from triage.bulk_forms import ACTION_LABELS, DISMISS_REASON_LABELS, BulkForm
-from triage.forms import STATE_LABELS
+from triage.forms import STATE_LABELS, show_refusal
 from triage.pages import queue_page
 from triage.security import current_actor
 
 # A field of the service's errors -> the form's field that shows it.
-_FIELDS = {"user_id": "user_id", "tags": "other_tags", "duplicate_of": "duplicate_of",
-           "reason_code": "reason_code", "reason": "reason", "ids": "ids"}
+# The service names the tags `tags`; the form types them in `other_tags`.
+_RENAMED = {"tags": "other_tags"}
 
 
 @blueprint.route("/reports/bulk", methods=["POST"])
@@ -41,7 +41,7 @@ def bulk():
             references = queue.report_references(actor, form.ids.data)
             title = _action_name(form, actor)
     except ValidationError as error:
-        _show(form, error)
+        show_refusal(form, error, _RENAMED)
         return queue_page(bulk_form=form, status=422)
     except ForbiddenError as error:
         form.form_errors.append(f"{error.detail} Nothing was changed.")
@@ -52,16 +52,6 @@ def bulk():
     return queue_page(results={
         "action": title, "rows": rows, "done": done, "refused": len(rows) - done,
     })
-
-
-def _show(form: BulkForm, error: ValidationError) -> None:
-    placed = False
-    for name, messages in (error.errors or {}).items():
-        if name in _FIELDS:
-            form[_FIELDS[name]].errors.extend(messages)
-            placed = True
-    if not placed:
-        form.form_errors.append(error.detail)
 
 
 def _action_name(form: BulkForm, actor) -> str:

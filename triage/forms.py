@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from stopapp.constants import ReportState
+from stopapp.errors import ProblemError
 from stopapp.reports.taxonomy import BUILTIN_TYPES
 from stopapp.review.queue import DEFAULT_STATES, SORTS, QueueQuery
 
@@ -140,3 +141,17 @@ def _bbox(text: str) -> tuple[float, float, float, float] | None:
 
 def _day_start(day) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=UTC) if day else None
+
+
+def show_refusal(form: FlaskForm, error: ProblemError,
+                 rename: dict[str, str] | None = None) -> None:
+    """Put a service's refusal on the form: each field error on the field it names (`rename`
+    maps the service's names to the form's where they differ), the rest as one message on top."""
+    placed = False
+    for name, messages in (error.errors or {}).items():
+        field = form._fields.get((rename or {}).get(name, name))
+        if field is not None and messages:
+            field.errors = [*field.errors, *messages]
+            placed = True
+    if not placed:
+        form.form_errors.append(error.detail)

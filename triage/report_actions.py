@@ -37,7 +37,7 @@ from stopapp.extensions import settings
 from stopapp.review import queue, services
 from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
-from triage.forms import STATE_LABELS
+from triage.forms import STATE_LABELS, show_refusal
 from triage.report_forms import (
     DISMISS_REASONS,
     AssignForm,
@@ -194,18 +194,6 @@ def report_page(report_id: uuid.UUID, status: int = 200, *, submitted: FlaskForm
     return page, status
 
 
-def _attach(form: FlaskForm, error: ValidationError | None, message: str | None = None) -> None:
-    """Put a service's refusal on the form: on the field it names, else on the form."""
-    placed = False
-    for name, messages in ((error.errors or {}) if error else {}).items():
-        field = form._fields.get(name)
-        if field is not None and messages:
-            field.errors = [*field.errors, *messages]
-            placed = True
-    if not placed:
-        form.form_errors.append(message or (error.detail if error else "Not saved."))
-
-
 def _act(report_id: uuid.UUID, form: FlaskForm, call, done: str, anchor: str):
     """Validate `form`, run `call(actor, form)` in one unit of work, then redirect with `done`;
     or render the page again with the analyst's input and the reason it was not saved."""
@@ -217,10 +205,10 @@ def _act(report_id: uuid.UUID, form: FlaskForm, call, done: str, anchor: str):
     except PreconditionFailedError:
         return report_page(report_id, 409, submitted=form, conflict=True)
     except ValidationError as error:
-        _attach(form, error)
+        show_refusal(form, error)
         return report_page(report_id, 422, submitted=form)
     except (ConflictError, ForbiddenError, PreconditionRequiredError) as error:
-        _attach(form, None, error.detail)
+        form.form_errors.append(error.detail)
         return report_page(report_id, error.status, submitted=form)
     flash(done)
     return redirect(url_for("triage.report", report_id=report_id, _anchor=anchor))
@@ -347,9 +335,9 @@ def contact(report_id: uuid.UUID):
         with unit_of_work():
             details = services.reveal_contact(current_actor(), report_id, form.reason.data)
     except ValidationError as error:
-        _attach(form, error)
+        show_refusal(form, error)
         return report_page(report_id, 422, submitted=form)
     except (ForbiddenError, NotFoundError) as error:
-        _attach(form, None, error.detail)
+        form.form_errors.append(error.detail)
         return report_page(report_id, error.status, submitted=form)
     return report_page(report_id, 200, contact=details)
