@@ -32,8 +32,8 @@ phase reached (median), for --seconds; its p50, p99 and max latency count from w
 request was due, so queueing behind slow answers is included.
 
 At the end: the rows in `reports` must equal the 201 answers to new keys (nothing lost,
-nothing doubled), every replay must have got the first id back, and the triage queue must
-hold one job per report. Then (--profile N, 300 by default, 0 skips) N submissions run in
+nothing doubled), every replay must have got the first id back, and the triage queue's jobs
+must name each report once (a job holds one report or a batch). Then (--profile N, 300 by default, 0 skips) N submissions run in
 this process through Flask's test client (no gunicorn, no HTTP), timed plain and then under
 cProfile, with their SQL statements and Redis commands counted: where the time goes.
 
@@ -76,6 +76,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402 - after the path setup
 from redis import Redis  # noqa: E402
+from rq import Queue  # noqa: E402
 from sqlalchemy import make_url  # noqa: E402
 
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA  # noqa: E402
@@ -180,6 +181,11 @@ class Server:
         return {p.pid for p in [self.process, *self.helpers] if p is not None}
 
     @property
+    def helper_sessions(self) -> set[int]:
+        """Session ids of its companions (the dispatcher), also shown on their own."""
+        return {p.pid for p in self.helpers}
+
+    @property
     def command(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", *GUNICORN_SETTINGS,
                 "--bind", f"127.0.0.1:{self.port}", self.target]
@@ -227,13 +233,18 @@ class Server:
                 process.wait(timeout=5)
 
 
+# What the CPU accounting reports, in ms per request; the dispatcher's share is within app's.
+CPU_FIGURES = ("app", "dispatcher", "postgres", "redis", "loadgen")
+
+
 # --- CPU accounting from /proc --------------------------------------------------------------
 
 
-def cpu_snapshot(server_sessions: set[int]) -> dict[str, float]:
-    """CPU ms used so far by the server's processes, PostgreSQL, Redis, this process; and
-    the machine's busy and total ms."""
-    used = {"app": 0.0, "postgres": 0.0, "redis": 0.0, "loadgen": 0.0}
+def cpu_snapshot(server: Server) -> dict[str, float]:
+    """CPU ms used so far by the server's processes (its companions also on their own),
+    PostgreSQL, Redis, this process; and the machine's busy and total ms."""
+    server_sessions, helper_sessions = server.sessions, server.helper_sessions
+    used = {"app": 0.0, "dispatcher": 0.0, "postgres": 0.0, "redis": 0.0, "loadgen": 0.0}
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -250,6 +261,8 @@ def cpu_snapshot(server_sessions: set[int]) -> dict[str, float]:
             used["loadgen"] += ticks * TICK_MS
         elif session in server_sessions:
             used["app"] += ticks * TICK_MS
+            if session in helper_sessions:
+                used["dispatcher"] += ticks * TICK_MS
         elif comm == "postgres":
             used["postgres"] += ticks * TICK_MS
         elif comm.startswith("redis-server"):
@@ -354,17 +367,17 @@ def run_load(server: Server, work: Workload, args) -> PhaseResult:
         for thread in threads:
             thread.start()
         time.sleep(max(0.0, warm_end - time.perf_counter()))
-        before = cpu_snapshot(server.sessions)
+        before = cpu_snapshot(server)
         for thread in threads:
             thread.join()
         ended = time.perf_counter()
-        after = cpu_snapshot(server.sessions)
+        after = cpu_snapshot(server)
     finally:
         stop.set()
     measured = sorted(lat for t0, lat in samples if t0 >= warm_end)
     window = ended - warm_end
     counted = len(measured) or 1
-    cpu = {k: (after[k] - before[k]) / counted for k in ("app", "postgres", "redis", "loadgen")}
+    cpu = {k: (after[k] - before[k]) / counted for k in CPU_FIGURES}
     return PhaseResult(
         rps=len(measured) / window,
         p50_ms=percentile(measured, 0.50) * 1000,
@@ -397,10 +410,10 @@ def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
         with lock:
             problems.append(f"{work.name}: {text}")
 
-    before = cpu_snapshot(server.sessions)
+    before = cpu_snapshot(server)
     start, end = send_open_loop(server.port, work.path, rate, int(rate * seconds),
                                 work.next_request, answered, failed, senders=senders)
-    after = cpu_snapshot(server.sessions)
+    after = cpu_snapshot(server)
     measured = sorted(latencies)
     counted = len(measured) or 1
     return PhaseResult(
@@ -410,7 +423,7 @@ def run_open_loop(server: Server, work: Workload, rate: float, seconds: float,
         measured=len(measured),
         non_2xx=problems,
         cpu_ms={k: (after[k] - before[k]) / counted
-                for k in ("app", "postgres", "redis", "loadgen")},
+                for k in CPU_FIGURES},
         busy=(after["busy"] - before["busy"]) / max(1.0, after["total"] - before["total"]),
         max_ms=(measured[-1] * 1000) if measured else math.nan,
     )
@@ -600,17 +613,24 @@ def profile(count: int, bodies: list[bytes], media_root: str) -> None:
 # --- main -----------------------------------------------------------------------------------
 
 
-def wait_for_dispatcher(timeout_s: float = 30) -> float:
-    """Seconds until the triage queue holds a job per report (or timeout_s)."""
-    started = time.monotonic()
+def queued_triage() -> list[str]:
+    """The report ids named by the triage queue's jobs (a job holds one report or a batch),
+    repeats kept."""
     redis = Redis.from_url(REDIS_URL)
     try:
-        while time.monotonic() - started < timeout_s:
-            if redis.llen("rq:queue:triage") >= scalar("SELECT count(*) FROM reports"):
-                break
-            time.sleep(0.1)
+        return [report_id for job in Queue("triage", connection=redis).jobs
+                for report_id in (job.args[0] if isinstance(job.args[0], list) else job.args)]
     finally:
         redis.close()
+
+
+def wait_for_dispatcher(timeout_s: float = 30) -> float:
+    """Seconds until the triage queue's jobs name every report (or timeout_s)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if len(queued_triage()) >= scalar("SELECT count(*) FROM reports"):
+            break
+        time.sleep(0.5)
     return time.monotonic() - started
 
 
@@ -688,7 +708,8 @@ def main() -> int:
                     f"  round {round_no + 1} {name:8} {result.rps:7.0f} req/s  "
                     f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
                     f"({result.measured} measured, {len(result.non_2xx)} failed)  "
-                    f"CPU ms/req: app {cpu['app']:.2f}, postgres {cpu['postgres']:.2f}, "
+                    f"CPU ms/req: app {cpu['app']:.2f} (dispatcher {cpu['dispatcher']:.2f}), "
+                    f"postgres {cpu['postgres']:.2f}, "
                     f"redis {cpu['redis']:.2f}, loadgen {cpu['loadgen']:.2f}; "
                     f"machine busy {result.busy:.0%}",
                     flush=True,
@@ -726,20 +747,21 @@ def main() -> int:
                   f"(rounds: {min(paired):.2f}-{max(paired):.2f}x)")
         for name in servers:
             cpu = {k: statistics.median(r.cpu_ms[k] for r in results[name])
-                   for k in ("app", "postgres", "redis", "loadgen")}
+                   for k in CPU_FIGURES}
+            total = sum(v for k, v in cpu.items() if k != "dispatcher")  # within app
             print(f"  CPU ms per request, {name:8}: " + ", ".join(
-                f"{k} {v:.2f}" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.2f})")
+                f"{k} {v:.2f}" for k, v in cpu.items()) + f" (total {total:.2f})")
 
         rows = scalar("SELECT count(*) FROM reports")
         ids = {report_id for _key, _body, report_id in ledger.stored}
-        redis = Redis.from_url(REDIS_URL)
-        jobs = redis.llen("rq:queue:triage")
-        redis.close()
+        queued = queued_triage()
         baseline_rows = scalar(f"SELECT count(*) FROM {BASELINE_TABLE}")
         bad_replays = sum(len(r.non_2xx) for r in results["replay"])
-        ok = rows == len(ledger.stored) == len(ids) == jobs and not bad_replays
+        ok = (rows == len(ledger.stored) == len(ids) == len(queued) == len(set(queued))
+              and set(queued) == ids and not bad_replays)
         print(f"check: {rows} rows in reports, {len(ledger.stored)} answers 201 to new keys "
-              f"({len(ids)} distinct ids), {jobs} triage jobs queued by the dispatcher "
+              f"({len(ids)} distinct ids), {len(queued)} reports in the triage jobs queued by the "
+              f"dispatcher ({len(set(queued))} distinct) "
               f"({drained:.1f} s after the last request); "
               f"{ledger.replays_ok} replays answered with the first id, {bad_replays} not"
               f" -> {'OK, nothing lost, nothing doubled' if ok else 'MISMATCH'}"

@@ -64,6 +64,17 @@ def send_job(connection: Redis, spec: JobSpec, *, skip_if_live: bool = True) -> 
     return True
 
 
+def live_jobs(connection: Redis, queue_name: str) -> list[Job]:
+    """The jobs of a queue that still stand to run: queued, started, scheduled (a retry
+    waiting for its delay) or deferred. Raises RedisError when Redis cannot be reached."""
+    queue = Queue(queue_name, connection=connection)
+    registries = (queue.started_job_registry, queue.scheduled_job_registry,
+                  queue.deferred_job_registry)
+    # Read only: the registries' clean-up (moving abandoned jobs on) is the workers' business.
+    ids = queue.get_job_ids() + [i for r in registries for i in r.get_job_ids(cleanup=False)]
+    return [job for job in Job.fetch_many(list(dict.fromkeys(ids)), connection=connection) if job]
+
+
 def send_jobs(connection: Redis, specs: list[JobSpec]) -> None:
     """Queue `specs` now, all in one pipeline: one round trip to Redis for the whole batch.
 

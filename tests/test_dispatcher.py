@@ -19,13 +19,18 @@ from sqlalchemy import text
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
-from stopapp.reports.services import submit_report
+from stopapp.reports.services import TRIAGE_BATCH_MAX, submit_report
 from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
 from workers.dispatcher import CHANNEL, Dispatcher
 
 
-def triage_ids(redis_conn: Redis) -> list[str]:
-    return Queue("triage", connection=redis_conn).job_ids
+def queued_reports(redis_conn: Redis) -> list[str]:
+    """The report ids named by the triage queue's jobs, sorted, repeats kept."""
+    return sorted(
+        report_id
+        for job in Queue("triage", connection=redis_conn).jobs
+        for report_id in (job.args[0] if job.func_name.endswith("triage_reports") else job.args)
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15) -> None:
@@ -78,12 +83,12 @@ def dispatcher_process(committed_app, migrated_database):
 def test_a_committed_report_is_queued_through_notify(committed_app, redis_conn, dispatcher_process):
     dispatcher_process()
     body = submit(committed_app.test_client()).get_json()
-    job_id = f"triage-report-{body['id']}"
-    wait_for(lambda: triage_ids(redis_conn) == [job_id])
+    job_id = f"triage-report-{body['id']}"  # a report alone: its own job, named after it
+    wait_for(lambda: Queue("triage", connection=redis_conn).job_ids == [job_id])
     job = Queue("triage", connection=redis_conn).fetch_job(job_id)
     assert job.args == (body["id"],)
     time.sleep(0.5)
-    assert triage_ids(redis_conn) == [job_id]  # once
+    assert queued_reports(redis_conn) == [body["id"]]  # once
 
 
 def test_a_retry_queues_no_second_job(committed_app, redis_conn, dispatcher):
@@ -93,7 +98,7 @@ def test_a_retry_queues_no_second_job(committed_app, redis_conn, dispatcher):
     assert submit(client, key=key).get_json() == first
     assert dispatcher.dispatch_once(timeout_s=1) == 1
     assert dispatcher.dispatch_once(timeout_s=0.3) == 0
-    assert triage_ids(redis_conn) == [f"triage-report-{first['id']}"]
+    assert queued_reports(redis_conn) == [first["id"]]
 
 
 def test_a_rolled_back_report_queues_nothing(committed_app, redis_conn, dispatcher):
@@ -101,15 +106,17 @@ def test_a_rolled_back_report_queues_nothing(committed_app, redis_conn, dispatch
         submit_report(dict(VALID_REPORT), uuid.uuid4())
         db.session.rollback()
     assert dispatcher.dispatch_once(timeout_s=0.5) == 0
-    assert triage_ids(redis_conn) == []
+    assert queued_reports(redis_conn) == []
 
 
 def test_reports_committed_together_go_out_in_one_batch(committed_app, redis_conn, dispatcher):
     with committed_app.app_context(), unit_of_work():
         ids = [submit_report(dict(VALID_REPORT), uuid.uuid4()).report_id for _ in range(30)]
-    # One call: one pipeline to Redis for all thirty.
+    # One call: one pipeline to Redis for all thirty, in jobs of up to TRIAGE_BATCH_MAX.
     assert dispatcher.dispatch_once(timeout_s=1) == 30
-    assert sorted(triage_ids(redis_conn)) == sorted(f"triage-report-{i}" for i in ids)
+    assert queued_reports(redis_conn) == sorted(str(i) for i in ids)
+    sizes = sorted(len(job.args[0]) for job in Queue("triage", connection=redis_conn).jobs)
+    assert sizes == [30 - TRIAGE_BATCH_MAX, TRIAGE_BATCH_MAX]
 
 
 def test_jobs_wait_out_a_redis_outage(committed_app, redis_conn, dispatcher):
@@ -125,7 +132,7 @@ def test_jobs_wait_out_a_redis_outage(committed_app, redis_conn, dispatcher):
     assert sorted(dispatcher.pending) == sorted(uuid.UUID(i) for i in created)
     dispatcher.redis = redis_conn  # Redis is back
     assert dispatcher.dispatch_once(timeout_s=0) == 3
-    assert sorted(triage_ids(redis_conn)) == sorted(f"triage-report-{i}" for i in created)
+    assert queued_reports(redis_conn) == sorted(created)
 
 
 def test_a_restarted_dispatcher_queues_what_came_while_it_was_down(
@@ -134,14 +141,14 @@ def test_a_restarted_dispatcher_queues_what_came_while_it_was_down(
     process = dispatcher_process()
     client = committed_app.test_client()
     before = submit(client).get_json()["id"]
-    wait_for(lambda: triage_ids(redis_conn) == [f"triage-report-{before}"])
+    wait_for(lambda: queued_reports(redis_conn) == [before])
     os.kill(process.pid, signal.SIGKILL)  # a crash: no clean-up of any kind
     process.wait(timeout=10)
     wait_for(lambda: not listening(committed_app))
     during = [submit(client).get_json()["id"] for _ in range(2)]
-    assert len(triage_ids(redis_conn)) == 1  # nobody was listening
+    assert queued_reports(redis_conn) == [before]  # nobody was listening
     dispatcher_process()
-    expected = sorted(f"triage-report-{i}" for i in [before, *during])
-    wait_for(lambda: sorted(triage_ids(redis_conn)) == expected)
+    expected = sorted([before, *during])
+    wait_for(lambda: queued_reports(redis_conn) == expected)
     time.sleep(0.5)
-    assert sorted(triage_ids(redis_conn)) == expected  # the first job was not queued again
+    assert queued_reports(redis_conn) == expected  # the first report was not queued again

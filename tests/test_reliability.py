@@ -13,6 +13,8 @@ from sqlalchemy import update
 
 from stopapp.extensions import db
 from stopapp.models import Report
+from stopapp.reports.services import triage_jobs
+from stopapp.tasks import send_jobs
 from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
 from tests.helpers import counts
 from workers import jobs
@@ -93,6 +95,23 @@ def test_reconciler_queues_reports_that_missed_their_job(make_app, committed_app
     assert Queue("triage", connection=redis_conn).job_ids == [f"triage-report-{report_id}"]
 
 
+def test_reconciler_batches_what_waited_but_not_what_a_live_batch_holds(
+    make_app, committed_app, redis_conn
+):
+    client = make_app(REDIS_URL=DEAD_REDIS_URL).test_client()
+    ids = [submit(client).get_json()["id"] for _ in range(4)]
+    send_jobs(redis_conn, triage_jobs([uuid.UUID(i) for i in ids[:2]]))  # queued, not yet run
+    with committed_app.app_context():
+        db.session.execute(
+            update(Report).values(created_at=db.func.now() - db.text("interval '10 minutes'"))
+        )
+        db.session.commit()
+        assert jobs.reconcile() == 1  # one job for the other two
+        assert jobs.reconcile() == 0
+    queued = [sorted(job.args[0]) for job in Queue("triage", connection=redis_conn).jobs]
+    assert queued == [sorted(ids[:2]), sorted(ids[2:])]
+
+
 def test_reconciler_leaves_fresh_reports_to_their_own_job(committed_app, redis_conn):
     submit(committed_app.test_client())
     redis_conn.flushdb()  # the job is lost, but the report is younger than the grace period
@@ -110,11 +129,14 @@ def test_triage_job_moves_report_into_the_queue_with_priority(app, client):
         assert report.priority >= 45  # the base and the points for minors at least
 
 
-def test_real_worker_process_runs_the_triage_job(committed_app, migrated_database):
-    body = submit(committed_app.test_client()).get_json()
+def test_real_worker_process_runs_the_triage_job(committed_app, migrated_database, redis_conn):
+    client = committed_app.test_client()
+    ids = [submit(client).get_json()["id"] for _ in range(3)]
     run_dispatcher_burst(migrated_database)
+    [batch] = Queue("triage", connection=redis_conn).jobs  # three reports, one job
+    assert sorted(batch.args[0]) == sorted(ids)
     run_worker_burst(migrated_database)
-    assert report_state(committed_app, body["id"]) == "new"
+    assert {report_state(committed_app, i) for i in ids} == {"new"}
 
 
 def test_outage_end_to_end_report_reaches_the_queue_once_redis_is_back(

@@ -435,6 +435,29 @@ def test_enrichment_that_keeps_failing_reaches_the_queue_flagged(impatient_app):
     assert triage(impatient_app, report) is False  # and it stays as it is
 
 
+def test_a_batch_goes_on_past_a_report_that_fails_and_is_run_again_for_it(impatient_app):
+    # A real fault on one report only: another transaction holds its row, so its attempt
+    # times out waiting for the lock while the rest of the batch is triaged.
+    client = impatient_app.test_client()
+    batch = [report_at(client, north(KING_STREET, 1000 * i), MAID) for i in range(3)]
+    stuck = batch[1]
+    with impatient_app.app_context():
+        locker = db.engine.connect()
+        locker.execute(text("SELECT 1 FROM reports WHERE id = :id FOR UPDATE"), {"id": stuck.id})
+        try:
+            with pytest.raises(jobs.TriageRetry, match="1 of 3"):
+                jobs.triage_reports([r.id for r in batch])
+        finally:
+            locker.rollback()
+            locker.close()
+    assert [row(impatient_app, r).state for r in batch] == ["new", "received", "new"]
+    with impatient_app.app_context():
+        assert jobs.triage_reports([r.id for r in batch]) == 1  # RQ's retry: only the one left
+        assert jobs.triage_reports([r.id for r in batch]) == 0
+    assert [row(impatient_app, r).triage_attempts for r in batch] == [1, 1, 1]
+    assert {row(impatient_app, r).state for r in batch} == {"new"}
+
+
 def test_job_queued_again_past_the_limit_flags_the_report(app, client):
     report = report_at(client, KING_STREET)
     with app.app_context(), unit_of_work():

@@ -36,18 +36,17 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
 from stopapp.db import unit_of_work
-from stopapp.reports.services import reports_awaiting_triage, triage_job
-from stopapp.tasks import send_job, send_jobs
+from stopapp.reports.services import triage_jobs, untriaged_reports
+from stopapp.tasks import send_jobs
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "report_received"
 # A batch is what arrives within LINGER_S of its first id, at most BATCH_MAX ids: a few
-# milliseconds of latency buy one Redis round trip for a whole burst. Queueing a job costs
-# about 0.36 ms of CPU alone, 0.2 ms in a batch of 5 and 0.16 ms in one of 20 (RQ's job
-# creation and the pipeline's fixed cost), so under load 20 ms of gathering saves more CPU
-# than 5 ms did (batches of 6 to 12 instead of 2 or 3 at 300 to 600 reports/s), for 15 ms
-# more latency against the 2 s end-to-end target.
+# milliseconds of latency buy one Redis round trip for a whole burst, and jobs of up to
+# TRIAGE_BATCH_MAX reports each (stopapp/reports/services.py). Queueing an RQ job costs about
+# 0.2 ms of CPU in a batch, so under load 20 ms of gathering (6 to 12 reports at 300 to 600
+# reports/s) saves more CPU than 5 ms did, for 15 ms more latency against the 2 s target.
 BATCH_MAX = 500
 LINGER_S = 0.02
 # Ids already sent, remembered so that one found by the catch-up and notified too is sent once.
@@ -94,13 +93,20 @@ class Dispatcher:
             self.conn = None
 
     def _receive(self, timeout_s: float) -> None:
-        """Wait up to `timeout_s` for a notification, then take what comes within LINGER_S."""
+        """Wait up to `timeout_s` for a notification, then take what came within LINGER_S.
+
+        The linger is a sleep, not a wait on the socket: notifications arriving meanwhile
+        gather in the socket's buffer and are read in one go, instead of waking this process
+        once each (which cost more CPU than queueing their jobs).
+        """
         assert self.conn is not None
         got = 0
         for first in self.conn.notifies(timeout=timeout_s, stop_after=1):
             self._add(first.payload)
             got = 1
-        for more in self.conn.notifies(timeout=LINGER_S if got else 0, stop_after=BATCH_MAX):
+        if got:
+            time.sleep(LINGER_S)
+        for more in self.conn.notifies(timeout=0, stop_after=BATCH_MAX):
             self._add(more.payload)
 
     def _add(self, payload: str) -> None:
@@ -115,23 +121,22 @@ class Dispatcher:
     # -- the Redis side ------------------------------------------------------------------------
 
     def _catch_up(self) -> int:
-        """Queue the job of every report still `received` that has no live job."""
+        """Queue the triage of every report still `received` that no live job will triage."""
         with self.app.app_context(), unit_of_work():
-            waiting = reports_awaiting_triage(timedelta(0), limit=CATCH_UP_LIMIT)
-        sent = 0
-        for report_id in waiting:
-            sent += send_job(self.redis, triage_job(report_id))
+            caught_up = untriaged_reports(self.redis, timedelta(0), limit=CATCH_UP_LIMIT)
+        send_jobs(self.redis, triage_jobs(caught_up))
+        for report_id in caught_up:
             self._remember(report_id)
         self.needs_catch_up = False
-        if sent:
-            log.info("dispatcher caught up: queued %d job(s)", sent)
-        return sent
+        if caught_up:
+            log.info("dispatcher caught up: queued %d report(s)", len(caught_up))
+        return len(caught_up)
 
     def _send_pending(self) -> int:
         sent = 0
         while self.pending:
             batch, rest = self.pending[:BATCH_MAX], self.pending[BATCH_MAX:]
-            send_jobs(self.redis, [triage_job(i) for i in dict.fromkeys(batch)])
+            send_jobs(self.redis, triage_jobs(list(dict.fromkeys(batch))))
             self.pending = rest
             for report_id in batch:
                 self._remember(report_id)
@@ -148,8 +153,9 @@ class Dispatcher:
     def dispatch_once(self, timeout_s: float = 1.0) -> int:
         """Wait up to `timeout_s` for new reports and queue what arrived (and what is owed).
 
-        Returns how many jobs were sent. Raises RedisError (the ids stay pending), and
-        psycopg.Error or DBAPIError (call connect() again: the catch-up then covers the gap).
+        Returns how many reports were queued (in jobs of up to TRIAGE_BATCH_MAX reports).
+        Raises RedisError (the ids stay pending), and psycopg.Error or DBAPIError (call
+        connect() again: the catch-up then covers the gap).
         """
         if self.conn is None:
             self.connect()

@@ -31,7 +31,35 @@ def triage_report(report_id: str) -> bool:
     after the last attempt the report goes to the queue flagged `enrichment_failed` instead,
     and so does a report queued again past the limit. Returns True when the report moved.
     """
-    report = uuid.UUID(report_id)
+    return _triage(uuid.UUID(report_id))
+
+
+class TriageRetry(Exception):
+    """Some reports of a batch failed an attempt that was not their last: run the job again."""
+
+
+@in_app_context
+def triage_reports(report_ids: list[str]) -> int:
+    """triage_report for each report of a batch (as the dispatcher queues them), each in its
+    own transactions, so that one report's error does not hold back the others.
+
+    When some failed an attempt that was not their last, the job raises TriageRetry once the
+    whole batch is done, and RQ runs it again after the next delay: the reports that moved are
+    then skipped at once, without counting an attempt. Returns how many reports moved.
+    """
+    moved, failed = 0, 0
+    for report_id in report_ids:
+        try:
+            moved += _triage(uuid.UUID(report_id))
+        except Exception as exc:  # noqa: BLE001 - counted on the row, retried with the batch
+            log.warning("triage of report %s failed: %s", report_id, _error_name(exc))
+            failed += 1
+    if failed:
+        raise TriageRetry(f"{failed} of {len(report_ids)} report(s) to try again")
+    return moved
+
+
+def _triage(report: uuid.UUID) -> bool:
     with unit_of_work():
         attempt = enrichment.start_attempt(report)
     if attempt is None:
@@ -45,7 +73,7 @@ def triage_report(report_id: str) -> bool:
         if attempt < reports.TRIAGE_MAX_ATTEMPTS:
             raise
         error = _error_name(exc)
-        log.error("triage of report %s failed for good: %s", report_id, error)
+        log.error("triage of report %s failed for good: %s", report, error)
         with unit_of_work():
             return enrichment.fail_enrichment(report, error)
 
@@ -81,7 +109,7 @@ def reconcile() -> int:
         with unit_of_work():
             enrichment.fail_enrichment(report, "attempts_exhausted")
     with unit_of_work():
-        specs = [reports.triage_job(i) for i in reports.reports_awaiting_triage(grace)]
+        specs = reports.triage_jobs(reports.untriaged_reports(redis_client(), grace))
         specs += [media.process_job(i) for i in media.photos_awaiting_processing(grace)]
         specs += [forwarding.forward_job(i) for i in forwarding.forwards_awaiting_delivery(grace)]
         swept = media.sweep_quarantine(ORPHAN_AFTER)
