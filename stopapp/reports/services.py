@@ -105,9 +105,11 @@ def reports_in_live_triage_jobs(connection: Redis) -> set[uuid.UUID]:
     catch-up, the reconciler), not for the path of each report.
     """
     named: set[uuid.UUID] = set()
-    for job in live_jobs(connection, QUEUE_TRIAGE):
-        ids = job.args[0] if job.func_name == TRIAGE_MANY else job.args[:1]
-        named.update(uuid.UUID(i) for i in ids)
+    for job in live_jobs(connection, QUEUE_TRIAGE):  # photo matches share the queue
+        if job.func_name == TRIAGE_MANY:
+            named.update(uuid.UUID(i) for i in job.args[0])
+        elif job.func_name == TRIAGE_ONE:
+            named.add(uuid.UUID(job.args[0]))
     return named
 
 
