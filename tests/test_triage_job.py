@@ -268,6 +268,19 @@ def test_third_twin_makes_both_earlier_ones_corroborated_by_several(london, clie
         assert "corroborated_3plus" in row(london, report).priority_reasons
 
 
+def test_links_are_counted_per_report_when_a_hot_spot_has_many(london, client):
+    # Five twins at one place (four links each), then a pair 2 km away: the pair's priority
+    # counts its own single link, not the hot spot's.
+    for n in range(5):
+        triage(london, report_at(client, north(KING_STREET, 20 * n), CAR_WASH))
+    pair = [report_at(client, north(KING_STREET, 2000 + 30 * n), MAID) for n in range(2)]
+    for report in pair:
+        triage(london, report)
+    for report in pair:
+        reasons = row(london, report).priority_reasons
+        assert "corroborated" in reasons and "corroborated_3plus" not in reasons
+
+
 def test_twins_triaged_at_the_same_moment_link_both_ways_without_deadlock(committed_app):
     client = committed_app.test_client()
     twins = [report_at(client, north(KING_STREET, 40 * n), CAR_WASH) for n in range(3)]

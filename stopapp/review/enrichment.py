@@ -100,7 +100,7 @@ def compute_priority(report: Report, *, photo_count: int, link_count: int) -> Pr
             reasons.append("recent_14d")
     if photo_count > 0:
         reasons.append("photos")
-    if link_count >= 3:
+    if link_count >= CORROBORATED_AT:
         reasons.append("corroborated_3plus")
     elif link_count > 0:
         reasons.append("corroborated")
@@ -186,15 +186,28 @@ def link_possible_duplicates(report_id: uuid.UUID) -> list[uuid.UUID]:
     return sorted({other for other in returned if other != report_id})
 
 
+# compute_priority tells 0, 1 or 2, and CORROBORATED_AT or more links apart: links are counted
+# only that far, so that a report in a hot spot (hundreds of twins) costs no more to rank.
+CORROBORATED_AT = 3
+
+
+def _link_count(cap: int):  # noqa: ANN202 - a SQL expression
+    """The report's links, counted up to `cap`."""
+    first = (select(ReportLink.other_id).where(ReportLink.report_id == Report.id)
+             .correlate(Report).limit(cap))  # a FROM subquery is not correlated by itself
+    return select(func.count()).select_from(first.subquery()).scalar_subquery()
+
+
 def _counts(report_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
-    """(photos not rejected, links) of each report, in one query."""
+    """(photos not rejected, links up to CORROBORATED_AT) of each report, in one query."""
     photos = (
         select(func.count()).where(Photo.report_id == Report.id,
                                    Photo.status != PhotoStatus.REJECTED.value)
         .scalar_subquery()
     )
-    links = select(func.count()).where(ReportLink.report_id == Report.id).scalar_subquery()
-    rows = db.session.execute(select(Report.id, photos, links).where(_id_among(report_ids)))
+    rows = db.session.execute(
+        select(Report.id, photos, _link_count(CORROBORATED_AT)).where(_id_among(report_ids))
+    )
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
@@ -210,19 +223,26 @@ def _apply_priority(report: Report, photo_count: int, link_count: int) -> None:
     report.priority, report.priority_reasons = priority.value, priority.reasons
 
 
-def _refresh_queued_priorities(report_ids: list[uuid.UUID],
-                                also: Report | None = None) -> None:
-    """Recompute the priority of those reports still waiting in the queue (`new`), and of
-    `also` (locked by the caller) with the same count query.
+def _refresh_queued_priorities(twins: list[uuid.UUID], also: Report | None = None,
+                                also_id: uuid.UUID | None = None) -> None:
+    """Recompute the priority of the twins just linked that still wait in the queue (`new`),
+    and of `also` (locked by the caller) or `also_id`, with the same count query.
 
-    A report an analyst has taken is left alone (its version would change under them), and so
-    is one locked at this moment (SKIP LOCKED: two twins enriched at once must not deadlock;
-    the other's own job computes its priority with the link anyway).
+    A twin linked to more than CORROBORATED_AT reports had CORROBORATED_AT before this link,
+    so its priority cannot change: it is not locked or counted (in a hot spot every new report
+    is linked to every one before it; refreshing them all made the work grow with the square
+    of their number). A report an analyst has taken is left alone (its version would change
+    under them), and so is one locked at this moment (SKIP LOCKED: two twins enriched at once
+    must not deadlock; the other's own job computes its priority with the link anyway).
     """
+    may_change = _link_count(CORROBORATED_AT + 1) <= CORROBORATED_AT
+    candidates = _id_among(twins) & may_change
+    if also_id is not None:
+        candidates = candidates | (Report.id == also_id)
     reports = db.session.scalars(
-        select(Report).where(_id_among(report_ids), Report.state == ReportState.NEW.value)
+        select(Report).where(candidates, Report.state == ReportState.NEW.value)
         .with_for_update(skip_locked=True, **_ROW_LOCK)
-    ).all() if report_ids else []
+    ).all() if twins or also_id is not None else []
     if also is not None:
         reports.append(also)
     counts = _counts([r.id for r in reports]) if reports else {}
@@ -355,6 +375,6 @@ def recheck_photo_matches(report_id: uuid.UUID) -> list[uuid.UUID]:
     if state in (None, ReportState.RECEIVED.value):
         return []
     twins = link_possible_duplicates(report_id)
-    _refresh_queued_priorities([report_id, *twins])
+    _refresh_queued_priorities(twins, also_id=report_id)
     db.session.flush()
     return twins
