@@ -97,7 +97,9 @@ def one_statement(sql: str, params: Mapping[str, object]) -> list:
         try:
             with conn.cursor(row_factory=namedtuple_row) as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchall() if cursor.description is not None else []
+                # rownumber is None when there is no result set to fetch: the same test as
+                # `description is not None`, without building a Column for each field.
+                return cursor.fetchall() if cursor.rownumber is not None else []
         finally:
             if not conn.closed:
                 conn.autocommit = False

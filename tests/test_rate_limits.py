@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redis.connection import AbstractConnection
+
 from tests.conftest import DEAD_REDIS_URL, submit
 from tests.helpers import assert_problem, counts
 
@@ -98,16 +100,30 @@ def test_submission_costs_one_redis_command(make_app, redis_conn, monkeypatch):
     app = make_app(RATELIMIT_REPORTS="5/minute;50/hour")
     client = app.test_client()
     submit(client)  # the first call also loads the script into Redis
-    connection = app.extensions["stopapp.redis"]
+    # Counted where every command leaves for the server, whichever path sent it (the limiter
+    # bypasses the client's execute_command).
     sent: list[str] = []
-    real = connection.execute_command
+    real = AbstractConnection.send_packed_command
 
-    def counted(*args, **options):
-        sent.append(str(args[0]))
-        return real(*args, **options)
+    def counted(connection, command, *args, **options):
+        packed = command if isinstance(command, bytes | str) else b"".join(command)
+        sent.append(packed.split(b"\r\n")[2].decode())
+        return real(connection, command, *args, **options)
 
-    monkeypatch.setattr(connection, "execute_command", counted)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
     assert submit(client).headers["X-RateLimit-Remaining"] == "3"
     assert sent == ["EVALSHA"]
     keys = redis_conn.keys("LIMITER/1trip/*")
     assert len(keys) == 2 and all(redis_conn.ttl(k) > 0 for k in keys)
+
+
+def test_limits_stay_in_redis_after_redis_closes_idle_connections(make_app, redis_conn):
+    # As after a Redis restart: the next submission reconnects instead of counting in memory.
+    client = make_app(RATELIMIT_REPORTS="5/minute").test_client()
+    assert submit(client).headers["X-RateLimit-Remaining"] == "4"
+    database = str(redis_conn.connection_pool.connection_kwargs.get("db", 0))
+    own = redis_conn.client_id()
+    for connection in redis_conn.client_list():
+        if connection["db"] == database and int(connection["id"]) != own:
+            redis_conn.client_kill_filter(_id=connection["id"])
+    assert submit(client).headers["X-RateLimit-Remaining"] == "3"

@@ -22,11 +22,19 @@ blueprint = Blueprint(
 )
 
 
+# Pages whose forms may be larger than the app's MAX_CONTENT_LENGTH: endpoint -> bytes.
+LARGER_FORM_BYTES: dict[str, int] = {}
+
+
 @blueprint.before_request
 def _check_csrf() -> None:
     # Only the pages take cookies, so only they need CSRF (WTF_CSRF_CHECK_DEFAULT is off for
     # the API, which takes bearer tokens).
     if request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Before the check, which reads (and so size-checks) the form.
+        max_bytes = LARGER_FORM_BYTES.get(request.endpoint or "")
+        if max_bytes and request.method == "POST":
+            request.max_content_length = max_bytes
         csrf.protect()
 
 
@@ -83,5 +91,5 @@ def init_triage(app: Flask) -> None:
         signin,
     )
 
-    init_security(app)
+    init_security(app, blueprint.name)
     app.register_blueprint(blueprint)

@@ -25,7 +25,7 @@ from stopapp.errors import ConflictError, ValidationError
 from stopapp.extensions import settings
 from stopapp.forwarding import services as forwarding
 from stopapp.review import taxonomy
-from triage import blueprint
+from triage import LARGER_FORM_BYTES, blueprint
 from triage.admin_forms import (
     ROLE_LABELS,
     AreasUploadForm,
@@ -41,13 +41,7 @@ from triage.security import current_actor
 
 # Boundary files are larger than the JSON bodies the rest of the app takes (1 MiB).
 MAX_AREA_FILE_BYTES = 50 * 1024 * 1024
-
-
-@blueprint.before_app_request
-def _larger_area_files() -> None:
-    # Before the blueprint's CSRF check, which reads (and so size-checks) the form.
-    if request.endpoint == "triage.admin_areas" and request.method == "POST":
-        request.max_content_length = MAX_AREA_FILE_BYTES
+LARGER_FORM_BYTES["triage.admin_areas"] = MAX_AREA_FILE_BYTES
 
 
 def _admin():
