@@ -160,11 +160,6 @@ class Report(db.Model):
     )
 
 
-# The default queue order: urgent first, then oldest; `id` makes the keyset order total.
-Index(
-    "ix_reports_queue", Report.state, Report.queue_priority.desc(), Report.created_at, Report.id
-)
-
 
 class ReportMessage(db.Model):
     """A message on a report: from the reporter, or from an analyst to the reporter."""
