@@ -1,12 +1,13 @@
 """The indexes of `reports` that the queue, the triage job and the reconciler rely on.
 
-A new report writes every total index of the table, so an index stays only if some query needs
-it. These tests pin what each query needs: they EXPLAIN the real statements on a few thousand
-reports in mixed states.
+A new report writes every total index of the table, so the indexes only analysts use are
+partial where their filters allow it (migration i14_partial_gin). These tests pin what each
+query needs: they EXPLAIN the real statements on a few thousand reports in mixed states.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -95,18 +96,51 @@ def queue_plans(actor: User, **filters) -> list[tuple[set[str], bool]]:
 ALL_STATES = ("received", "new", "in_review", "actioned", "closed", "dismissed", "duplicate")
 
 
-def test_the_indexes_a_new_report_writes(app):
+@pytest.mark.parametrize("states", [queue.DEFAULT_STATES, ("received",), ("closed",), ALL_STATES])
+def test_a_tag_filter_uses_the_partial_tag_index(loaded, states):
+    _, actor = loaded
+    page, counts = queue_plans(actor, states=states, tags=(RARE_TAG,))
+    for names, sequential in (page, counts):
+        assert "ix_reports_tags" in names and not sequential, (names, sequential)
+
+
+@pytest.mark.parametrize("states", [queue.DEFAULT_STATES, ("received",), ("closed",), ALL_STATES])
+def test_an_area_filter_uses_the_partial_area_index(loaded, states):
+    _, actor = loaded
+    page, counts = queue_plans(actor, states=states, area=RARE_AREA)
+    for names, sequential in (page, counts):
+        assert "ix_reports_area_codes" in names and not sequential, (names, sequential)
+
+
+def test_the_tag_and_area_filters_still_find_what_they_found(loaded):
+    _, actor = loaded
+    everything = queue.QueueQuery(states=ALL_STATES, limit=queue.MAX_LIMIT, counts=True)
+    tagged = queue.list_reports(actor, dataclasses.replace(everything, tags=(RARE_TAG,)))
+    assert len(tagged.items) == ROWS // 100
+    assert sum(tagged.counts.values()) == ROWS // 100
+    in_area = queue.list_reports(actor, dataclasses.replace(everything, area=RARE_AREA))
+    expected = db.session.scalar(text(
+        "SELECT count(*) FROM reports WHERE :area = ANY(area_codes)"), {"area": RARE_AREA})
+    assert expected > 0
+    assert sum(in_area.counts.values()) == expected == len(in_area.items)
+
+
+def test_a_new_report_writes_neither_partial_index(app):
+    """Their predicates leave out empty lists, which every new report has."""
     with app.app_context(), unit_of_work():
         predicates = dict(db.session.execute(text(
             "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'reports'::regclass"
         )).all())
+    assert predicates["ix_reports_tags"] == "(tags <> '{}'::character varying[])"
+    assert predicates["ix_reports_area_codes"] == "(area_codes <> '{}'::character varying[])"
     # Unused: the queue's priority order is the negated priority (ix_reports_state_priority).
     assert "ix_reports_queue" not in predicates
     # What the triage job and the reconciler read stays total: duplicates are looked for among
     # reports still `received` too, and the reconciler finds `received` ones by age.
     for total in ("idx_reports_location", "ix_reports_state_created_at",
-                  "ix_reports_state_priority"):
+                  "ix_reports_state_priority", "ix_reports_search_vector",
+                  "ix_reports_location_geometry", "ix_reports_assignee_id"):
         assert predicates[total] is None, total
 
 
