@@ -7,7 +7,7 @@ import uuid
 
 from cryptography.fernet import Fernet
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from stopapp.config import DEV_DATA_ENCRYPTION_KEY
 from stopapp.extensions import db
@@ -103,6 +103,23 @@ def test_reference_comes_from_the_database(client, app):
         refs = [db.session.get(Report, uuid.UUID(i)).reference for i in (first, second)]
     assert all(re.fullmatch(r"R-\d{4}-\d{6}", ref) for ref in refs)
     assert int(refs[1][-6:]) == int(refs[0][-6:]) + 1
+
+
+def test_references_have_six_digits_at_least(app):
+    """report_reference() pads to six digits and grows past 999999 (never truncates)."""
+    with app.app_context():
+        year = db.session.scalar(text("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY')"))
+        # setval is not rolled back with the test's transaction: put the sequence back.
+        was = db.session.execute(
+            text("SELECT last_value, is_called FROM report_reference_seq")).one()
+        try:
+            db.session.execute(text("SELECT setval('report_reference_seq', 41)"))
+            assert db.session.scalar(text("SELECT report_reference()")) == f"R-{year}-000042"
+            db.session.execute(text("SELECT setval('report_reference_seq', 1234566)"))
+            assert db.session.scalar(text("SELECT report_reference()")) == f"R-{year}-1234567"
+        finally:
+            db.session.execute(text("SELECT setval('report_reference_seq', :value, :called)"),
+                               {"value": was.last_value, "called": was.is_called})
 
 
 def test_contact_without_consent_is_not_stored(client, app):

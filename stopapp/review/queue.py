@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Float, and_, func, literal, select, tuple_
+from sqlalchemy import Float, and_, func, literal, literal_column, select, tuple_
 
 from stopapp.accounts.models import User
 from stopapp.accounts.permissions import require_staff
@@ -135,6 +135,13 @@ def _bbox_condition(bbox: tuple[float, float, float, float]):
     return func.geometry(Report.location).op("&&")(envelope)
 
 
+# Implied by any `@>` of a non-empty list, and written out so that the planner can use the
+# partial indexes ix_reports_tags and ix_reports_area_codes (their predicates, NOT_UNTAGGED and
+# NOT_OUTSIDE_AREAS in stopapp/reports/models.py): a report without tags or areas, as every
+# new report is, is not in them.
+_EMPTY = literal_column("'{}'")
+
+
 def _filters(actor: User, query: QueueQuery) -> list:
     """Every condition but the state and the cursor."""
     conditions = []
@@ -142,6 +149,7 @@ def _filters(actor: User, query: QueueQuery) -> list:
         conditions.append(Report.exploitation_types.contains([query.type]))
     if query.tags:
         conditions.append(Report.tags.contains(list(query.tags)))
+        conditions.append(Report.tags != _EMPTY)
     if query.assignee == "me":
         conditions.append(Report.assignee_id == actor.id)
     elif query.assignee == "none":
@@ -150,6 +158,7 @@ def _filters(actor: User, query: QueueQuery) -> list:
         conditions.append(Report.assignee_id == query.assignee)
     if query.area:
         conditions.append(Report.area_codes.contains([query.area]))
+        conditions.append(Report.area_codes != _EMPTY)
     if query.bbox:
         conditions.append(_bbox_condition(query.bbox))
     if query.created_from:
