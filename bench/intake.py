@@ -35,7 +35,8 @@ At the end: the rows in `reports` must equal the 201 answers to new keys (nothin
 nothing doubled), every replay must have got the first id back, and the triage queue's jobs
 must name each report once (a job holds one report or a batch). Then (--profile N, 300 by
 default, 0 skips) N submissions run in this process through Flask's test client (no gunicorn,
-no HTTP), timed plain and then under cProfile, with their SQL statements and Redis commands counted: where the time goes.
+no HTTP), timed plain and then under cProfile, with their SQL statements and Redis commands
+counted: where the time goes.
 
 Scratch state only: the database stopapp_bench (BENCH_DATABASE, a stopapp_b* name; rebuilt
 with postgis and pg_trgm by stopapp.dbadmin and the migrations, as the tests do, and dropped
