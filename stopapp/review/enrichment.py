@@ -236,13 +236,16 @@ def _refresh_queued_priorities(twins: list[uuid.UUID], also: Report | None = Non
     must not deadlock; the other's own job computes its priority with the link anyway).
     """
     may_change = _link_count(CORROBORATED_AT + 1) <= CORROBORATED_AT
-    candidates = _id_among(twins) & may_change
+    # Two plain lookups by id rather than one with OR, so that each stays on the primary key.
+    wanted = [_id_among(twins) & may_change] if twins else []
     if also_id is not None:
-        candidates = candidates | (Report.id == also_id)
-    reports = db.session.scalars(
-        select(Report).where(candidates, Report.state == ReportState.NEW.value)
-        .with_for_update(skip_locked=True, **_ROW_LOCK)
-    ).all() if twins or also_id is not None else []
+        wanted.append(Report.id == also_id)
+    reports = [
+        report for condition in wanted for report in db.session.scalars(
+            select(Report).where(condition, Report.state == ReportState.NEW.value)
+            .with_for_update(skip_locked=True, **_ROW_LOCK)
+        )
+    ]
     if also is not None:
         reports.append(also)
     counts = _counts([r.id for r in reports]) if reports else {}
