@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from geoalchemy2.elements import WKTElement
 from rq import Queue
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from sqlalchemy import event, select, text, update
 
 from stopapp.areas import services as areas
@@ -469,6 +470,27 @@ def test_a_batch_goes_on_past_a_report_that_fails_and_is_run_again_for_it(impati
         assert jobs.triage_reports([r.id for r in batch]) == 0
     assert [row(impatient_app, r).triage_attempts for r in batch] == [1, 1, 1]
     assert {row(impatient_app, r).state for r in batch} == {"new"}
+
+
+def test_a_batch_stops_at_its_job_timeout(make_app):
+    # RQ's own timeout (a real SIGALRM, as in a worker) while a report waits for its row's
+    # lock (up to 5 s): the batch must not swallow it and go on past its time. Raised inside
+    # the query, it leaves as the failed rollback's database error, as a lone job's would.
+    patient_app = make_app()
+    client = patient_app.test_client()
+    batch = [report_at(client, north(KING_STREET, 1000 * i), MAID) for i in range(3)]
+    with patient_app.app_context():
+        locker = db.engine.connect()
+        locker.execute(text("SELECT 1 FROM reports WHERE id = :id FOR UPDATE"),
+                       {"id": batch[1].id})
+        try:
+            with pytest.raises((JobTimeoutException, JobDatabaseError)), \
+                    UnixSignalDeathPenalty(1, JobTimeoutException):
+                jobs.triage_reports([r.id for r in batch])
+        finally:
+            locker.rollback()
+            locker.close()
+    assert [row(patient_app, r).state for r in batch] == ["new", "received", "received"]
 
 
 def test_job_queued_again_past_the_limit_flags_the_report(app, client):

@@ -6,6 +6,8 @@ import logging
 import uuid
 from datetime import timedelta
 
+from rq.timeouts import BaseTimeoutException
+
 from stopapp.db import unit_of_work
 from stopapp.extensions import redis_client, settings
 from stopapp.forwarding import delivery, pgp
@@ -52,11 +54,23 @@ def triage_reports(report_ids: list[str]) -> int:
         try:
             moved += _triage(uuid.UUID(report_id))
         except Exception as exc:  # noqa: BLE001 - counted on the row, retried with the batch
+            if _timed_out(exc):
+                raise  # RQ's job timeout ends the batch: the retry starts where it stopped
             log.warning("triage of report %s failed: %s", report_id, _error_name(exc))
             failed += 1
     if failed:
         raise TriageRetry(f"{failed} of {len(report_ids)} report(s) to try again")
     return moved
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether RQ's job timeout is behind `exc`: raised in the middle of a query, it can come
+    out as the error of the rollback that followed (the connection was still busy)."""
+    while exc is not None:
+        if isinstance(exc, BaseTimeoutException):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _triage(report: uuid.UUID) -> bool:
