@@ -184,7 +184,9 @@ def forwarding_app(make_app, tmp_path):
                     "GNUPG_HOME": str(tmp_path / "gnupg"), **overrides}
         return make_app(**settings)
 
-    return build
+    yield build
+    # gpg starts an agent for the service's keyring when it encrypts; it would outlive the run.
+    _kill_agent(tmp_path / "gnupg")
 
 
 @dataclass
