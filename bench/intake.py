@@ -84,6 +84,7 @@ from bench.baseline_app import SCHEMA as BASELINE_SCHEMA  # noqa: E402
 from bench.baseline_app import TABLE as BASELINE_TABLE  # noqa: E402
 from bench.openloop import Answer, send_open_loop  # noqa: E402
 from stopapp.dbadmin import drop_database, recreate_database  # noqa: E402
+from stopapp.reports.services import triage_job_reports  # noqa: E402
 from tests.conftest import VALID_REPORT  # noqa: E402
 
 # Scratch names can be moved (several people benchmarking on one PostgreSQL and Redis): the
@@ -620,7 +621,7 @@ def queued_triage() -> list[str]:
     redis = Redis.from_url(REDIS_URL)
     try:
         return [report_id for job in Queue("triage", connection=redis).jobs
-                for report_id in (job.args[0] if isinstance(job.args[0], list) else job.args)]
+                for report_id in triage_job_reports(job)]
     finally:
         redis.close()
 

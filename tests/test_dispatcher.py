@@ -19,18 +19,15 @@ from sqlalchemy import text
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
-from stopapp.reports.services import TRIAGE_BATCH_MAX, submit_report
+from stopapp.reports.services import TRIAGE_BATCH_MAX, submit_report, triage_job_reports
 from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
 from workers.dispatcher import CHANNEL, Dispatcher
 
 
 def queued_reports(redis_conn: Redis) -> list[str]:
     """The report ids named by the triage queue's jobs, sorted, repeats kept."""
-    return sorted(
-        report_id
-        for job in Queue("triage", connection=redis_conn).jobs
-        for report_id in (job.args[0] if job.func_name.endswith("triage_reports") else job.args)
-    )
+    return sorted(report_id for job in Queue("triage", connection=redis_conn).jobs
+                  for report_id in triage_job_reports(job))
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15) -> None:

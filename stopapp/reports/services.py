@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis import Redis
+from rq.job import Job
 from sqlalchemy import literal, select
 
 from stopapp.constants import REPORTER_STATUS, MessageSender, ReportState
@@ -104,13 +105,16 @@ def reports_in_live_triage_jobs(connection: Redis) -> set[uuid.UUID]:
     Reads every such job: meant for the rare look at reports that waited (the dispatcher's
     catch-up, the reconciler), not for the path of each report.
     """
-    named: set[uuid.UUID] = set()
-    for job in live_jobs(connection, QUEUE_TRIAGE):  # photo matches share the queue
-        if job.func_name == TRIAGE_MANY:
-            named.update(uuid.UUID(i) for i in job.args[0])
-        elif job.func_name == TRIAGE_ONE:
-            named.add(uuid.UUID(job.args[0]))
-    return named
+    return {uuid.UUID(i) for job in live_jobs(connection, QUEUE_TRIAGE)
+            for i in triage_job_reports(job)}
+
+
+def triage_job_reports(job: Job) -> list[str]:
+    """The report ids an RQ job of triage_jobs holds; none for any other job (photo matches
+    share the queue)."""
+    if job.func_name == TRIAGE_MANY:
+        return list(job.args[0])
+    return [job.args[0]] if job.func_name == TRIAGE_ONE else []
 
 
 def untriaged_reports(connection: Redis, older_than: timedelta,
