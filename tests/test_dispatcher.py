@@ -1,5 +1,5 @@
-"""The dispatcher: new reports reach the triage queue through PostgreSQL NOTIFY, in batches,
-through Redis outages and restarts of the dispatcher itself."""
+"""The dispatcher: new reports reach the triage queue from the committed rows, in batches,
+through Redis outages, transactions that commit late, and restarts of the dispatcher itself."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from redis import Redis
@@ -19,9 +20,14 @@ from sqlalchemy import text
 
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
-from stopapp.reports.services import TRIAGE_BATCH_MAX, submit_report, triage_job_reports
+from stopapp.reports.services import (
+    TRIAGE_BATCH_MAX,
+    submit_report,
+    triage_job_reports,
+    untriaged_reports,
+)
 from tests.conftest import DEAD_REDIS_URL, REDIS_URL, ROOT, VALID_REPORT, new_key, submit
-from workers.dispatcher import CHANNEL, Dispatcher
+from workers.dispatcher import APPLICATION_NAME, IDLE_POLL_S, MARGIN_S, Dispatcher
 
 
 def queued_reports(redis_conn: Redis) -> list[str]:
@@ -39,7 +45,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15) -> None:
 
 @pytest.fixture
 def dispatcher(committed_app, redis_conn) -> Iterator[Dispatcher]:
-    """A dispatcher in this process, listening, its start-up catch-up done."""
+    """A dispatcher in this process, connected, its start-up catch-up done."""
     dispatcher = Dispatcher(committed_app, redis_conn)
     dispatcher.connect()
     dispatcher.dispatch_once(timeout_s=0)
@@ -47,12 +53,13 @@ def dispatcher(committed_app, redis_conn) -> Iterator[Dispatcher]:
     dispatcher.close()
 
 
-def listening(app) -> bool:
+def connected(app) -> bool:
+    """Whether a dispatcher is connected to the database (it names its connection)."""
     with app.app_context():
         return bool(db.session.scalar(text(
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query = :q"
-        ), {"q": f"LISTEN {CHANNEL}"}))
+            "WHERE datname = current_database() AND application_name = :name"
+        ), {"name": APPLICATION_NAME}))
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ def dispatcher_process(committed_app, migrated_database):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         processes.append(process)
-        wait_for(lambda: listening(committed_app))
+        wait_for(lambda: connected(committed_app))
         return process
 
     yield start
@@ -77,7 +84,7 @@ def dispatcher_process(committed_app, migrated_database):
             process.wait(timeout=10)
 
 
-def test_a_committed_report_is_queued_through_notify(committed_app, redis_conn, dispatcher_process):
+def test_a_committed_report_is_queued(committed_app, redis_conn, dispatcher_process):
     dispatcher_process()
     body = submit(committed_app.test_client()).get_json()
     job_id = f"triage-report-{body['id']}"  # a report alone: its own job, named after it
@@ -116,13 +123,49 @@ def test_reports_committed_together_go_out_in_one_batch(committed_app, redis_con
     assert sizes == [30 - TRIAGE_BATCH_MAX, TRIAGE_BATCH_MAX]
 
 
+def test_a_transaction_open_across_a_poll_is_queued_once_it_commits(committed_app, redis_conn,
+                                                                    dispatcher):
+    # Its created_at is the transaction's start, older than the poll that could not see it:
+    # the horizon waits for transactions open at the time of a poll.
+    with committed_app.app_context():
+        report_id = submit_report(dict(VALID_REPORT), uuid.uuid4()).report_id  # not committed
+        time.sleep(4 * MARGIN_S)
+        assert dispatcher.dispatch_once(timeout_s=0.3) == 0
+        time.sleep(4 * MARGIN_S)
+        db.session.commit()
+    assert dispatcher.dispatch_once(timeout_s=1) == 1
+    assert queued_reports(redis_conn) == [str(report_id)]
+
+
+def test_a_transaction_open_past_the_lag_limit_is_left_to_the_reconciler(
+    committed_app, redis_conn, dispatcher, monkeypatch
+):
+    monkeypatch.setattr("workers.dispatcher.MAX_LAG_S", 0.3)
+    with committed_app.app_context():
+        report_id = submit_report(dict(VALID_REPORT), uuid.uuid4()).report_id
+        time.sleep(0.5)
+        assert dispatcher.dispatch_once(timeout_s=0.2) == 0
+        db.session.commit()
+    assert dispatcher.dispatch_once(timeout_s=0.5) == 0  # the polls have moved past it
+    with committed_app.app_context(), unit_of_work():
+        assert untriaged_reports(redis_conn, timedelta(0)) == [report_id]  # the reconciler's
+
+
+def test_an_idle_dispatcher_polls_a_few_times_a_second(dispatcher, monkeypatch):
+    polls = []
+    poll = dispatcher._poll
+    monkeypatch.setattr(dispatcher, "_poll", lambda: polls.append(1) or poll())
+    assert dispatcher.dispatch_once(timeout_s=2) == 0
+    assert len(polls) <= 2 / IDLE_POLL_S + 3
+
+
 def test_jobs_wait_out_a_redis_outage(committed_app, redis_conn, dispatcher):
     # A real outage: nothing listens on the dead address.
     dispatcher.redis = Redis.from_url(DEAD_REDIS_URL)
     client = committed_app.test_client()
     created = [submit(client).get_json()["id"] for _ in range(3)]
     deadline = time.monotonic() + 10
-    while len(dispatcher.pending) < 3:  # the notifications may come in more than one read
+    while len(dispatcher.pending) < 3:  # the reports may come in more than one poll
         assert time.monotonic() < deadline
         with pytest.raises(RedisError):
             dispatcher.dispatch_once(timeout_s=1)
@@ -141,9 +184,9 @@ def test_a_restarted_dispatcher_queues_what_came_while_it_was_down(
     wait_for(lambda: queued_reports(redis_conn) == [before])
     os.kill(process.pid, signal.SIGKILL)  # a crash: no clean-up of any kind
     process.wait(timeout=10)
-    wait_for(lambda: not listening(committed_app))
+    wait_for(lambda: not connected(committed_app))
     during = [submit(client).get_json()["id"] for _ in range(2)]
-    assert queued_reports(redis_conn) == [before]  # nobody was listening
+    assert queued_reports(redis_conn) == [before]  # nobody was polling
     dispatcher_process()
     expected = sorted([before, *during])
     wait_for(lambda: queued_reports(redis_conn) == expected)

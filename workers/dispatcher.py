@@ -1,21 +1,33 @@
-"""The dispatcher: queues the triage job of every new report, woken by PostgreSQL NOTIFY.
+"""The dispatcher: queues the triage job of every new report, found by polling PostgreSQL.
 
 `python -m workers.dispatcher [--burst]`; one is enough (two would only queue some jobs twice,
 which the jobs tolerate).
 
-This is a transactional outbox. The committed report row is the durable record of the work:
-the INSERT's transaction sends NOTIFY (the trigger of migration i9_intake), which PostgreSQL
-delivers only once it has committed. The dispatcher LISTENs, gathers the ids that arrive
-together, and queues their jobs through one Redis pipeline, so the web request never talks to
-Redis for its job and a burst of reports costs one round trip. Nothing is lost when a link
-fails:
+This is a transactional outbox. The committed report row is the durable record of the work;
+the dispatcher reads the rows committed since its last look, several times a second, and
+queues their jobs through one Redis pipeline, so the web request never talks to Redis for its
+job and a burst of reports costs one round trip. An INSERT pays nothing for it: no trigger and
+no NOTIFY (whose commit takes a lock that every notifying transaction waits for, WAL flush
+included; removed in migration i15_poll_outbox after `bench/intake.py` measured it).
+
+Which rows are new: every poll asks for the reports still `received` whose `created_at` (the
+INSERT's transaction start, the column default) is at or after a horizon, then moves the
+horizon to the start of the oldest transaction that was open just before the poll (from
+`pg_stat_activity`), less a margin. A transaction invisible to one poll was open then, so its
+reports are at or after the next horizon and the next poll sees them. The ids seen recently
+are remembered, so a report is queued once. Two limits keep a poll cheap: the horizon never
+lags the clock by more than MAX_LAG_S (a transaction open longer than that is left to the
+reconciler), and, for the open transactions to be seen, the dispatcher's database role must
+be the web app's, or a superuser, or hold `pg_read_all_stats` (others' rows read NULL).
+
+Nothing is lost when a link fails:
 
 - Redis down: the ids stay pending here and are sent once Redis answers again.
-- The dispatcher down, or its PostgreSQL connection lost (notifications are not stored for a
-  listener that is not there): when it (re)connects it queues every report still `received`
-  whose job is not live in Redis, then follows the notifications again.
-- Anything else: the reconciler (workers/jobs.py, run by `rq cron`) re-queues reports still
-  `received` after RECONCILE_AFTER_S.
+- The dispatcher down, or its PostgreSQL connection lost: when it (re)connects it queues
+  every report still `received` whose job is not live in Redis, then polls again.
+- Anything else (a transaction open past MAX_LAG_S, a clock stepped back): the reconciler
+  (workers/jobs.py, run by `rq cron`) re-queues reports still `received` after
+  RECONCILE_AFTER_S.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import signal
 import time
 import uuid
 from collections import OrderedDict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from threading import Event
 
 import psycopg
@@ -41,20 +53,42 @@ from stopapp.tasks import send_jobs
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "report_received"
-# A batch is what arrives within LINGER_S of its first id, at most BATCH_MAX ids: a few
-# milliseconds of latency buy one Redis round trip for a whole burst, and jobs of up to
-# TRIAGE_BATCH_MAX reports each (stopapp/reports/services.py). Queueing an RQ job costs about
-# 0.2 ms of CPU in a batch, so under load 20 ms of gathering (6 to 12 reports at 300 to 600
-# reports/s) saves more CPU than 5 ms did, for 15 ms more latency against the 2 s target.
+APPLICATION_NAME = "stopapp-dispatcher"
+# Between polls while reports arrive: what came meanwhile goes out as one pipeline, in jobs
+# of up to TRIAGE_BATCH_MAX reports (stopapp/reports/services.py). Queueing an RQ job costs
+# about 0.2 ms of CPU in a batch, so 50 ms of gathering (25 to 65 reports at 500 to 1,300
+# reports/s) saves CPU, for 25 ms more latency on average against the 2 s target.
+POLL_S = 0.05
+# With nothing new, the pause doubles up to this (an idle service polls 5 times a second).
+IDLE_POLL_S = 0.2
+# The horizon's margin, for a transaction whose start time was taken just before it showed
+# in pg_stat_activity; and the most it lags the clock (see the module's docstring).
+MARGIN_S = 0.05
+MAX_LAG_S = 2.0
 BATCH_MAX = 500
-LINGER_S = 0.02
-# Ids already sent, remembered so that one found by the catch-up and notified too is sent once.
-RECENT_MAX = 10_000
+# Ids already sent, remembered so that one seen again (the horizon's margin, or the catch-up)
+# is sent once: more than MAX_LAG_S of reports at any intake rate this service can take.
+RECENT_MAX = 20_000
 # Ids kept while Redis is down; past this the database is the list (catch-up once it is back).
 PENDING_MAX = 100_000
 CATCH_UP_LIMIT = 10_000
 BACKOFF_MAX_S = 5.0
+
+# Autocommitted, so each statement has its own snapshot, and the horizon is read before the
+# rows (a transaction that committed between the two reads would otherwise be in neither).
+_HORIZON = """
+    SELECT greatest(
+        least(clock_timestamp(), min(xact_start)) - make_interval(secs => %(margin)s),
+        clock_timestamp() - make_interval(secs => %(max_lag)s))
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND backend_type = 'client backend'
+      AND pid <> pg_backend_pid()
+"""
+_NEW_ROWS = """
+    SELECT id FROM reports
+    WHERE state = 'received' AND created_at >= %(horizon)s
+    ORDER BY created_at
+"""
 
 
 def libpq_dsn(database_url: str) -> str:
@@ -63,7 +97,7 @@ def libpq_dsn(database_url: str) -> str:
 
 
 class Dispatcher:
-    """LISTEN for new reports and queue their triage jobs in batches.
+    """Poll for new reports and queue their triage jobs in batches.
 
     `app` gives the database (for the catch-up query) and settings; `redis` is where jobs go.
     """
@@ -73,61 +107,57 @@ class Dispatcher:
         self.redis = redis
         self.pending: list[uuid.UUID] = []
         self.recent: OrderedDict[uuid.UUID, None] = OrderedDict()
-        self.needs_catch_up = True
         self.conn: psycopg.Connection | None = None
+        # None until the catch-up has run on the current connection.
+        self.horizon: datetime | None = None
+        self.pause_s = POLL_S
+        self.next_poll = 0.0
 
     # -- the PostgreSQL side -----------------------------------------------------------------
 
     def connect(self) -> None:
-        """LISTEN on a fresh connection; what was committed before is found by the catch-up."""
+        """A fresh connection; what was committed before is found by the catch-up."""
         self.close()
         self.conn = psycopg.connect(
-            libpq_dsn(self.app.extensions["stopapp.config"].DATABASE_URL), autocommit=True
+            libpq_dsn(self.app.extensions["stopapp.config"].DATABASE_URL),
+            autocommit=True, application_name=APPLICATION_NAME,
         )
-        self.conn.execute(f"LISTEN {CHANNEL}")
-        self.needs_catch_up = True
+        self.horizon = None
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
-    def _receive(self, timeout_s: float) -> None:
-        """Wait up to `timeout_s` for a notification, then take what came within LINGER_S.
-
-        The linger is a sleep, not a wait on the socket: notifications arriving meanwhile
-        gather in the socket's buffer and are read in one go, instead of waking this process
-        once each (which cost more CPU than queueing their jobs).
-        """
+    def _read_horizon(self) -> datetime:
         assert self.conn is not None
-        got = 0
-        for first in self.conn.notifies(timeout=timeout_s, stop_after=1):
-            self._add(first.payload)
-            got = 1
-        if got:
-            time.sleep(LINGER_S)
-        for more in self.conn.notifies(timeout=0, stop_after=BATCH_MAX):
-            self._add(more.payload)
+        return self.conn.execute(
+            _HORIZON, {"margin": MARGIN_S, "max_lag": MAX_LAG_S}
+        ).fetchone()[0]
 
-    def _add(self, payload: str) -> None:
-        try:
-            report_id = uuid.UUID(payload)
-        except ValueError:
-            log.warning("ignored a malformed notification on %s", CHANNEL)
-            return
-        if report_id not in self.recent:
-            self.pending.append(report_id)
+    def _poll(self) -> int:
+        """Take the reports committed since the last poll; returns how many are new here."""
+        assert self.conn is not None and self.horizon is not None
+        horizon = self._read_horizon()
+        rows = self.conn.execute(_NEW_ROWS, {"horizon": self.horizon}).fetchall()
+        self.horizon = horizon
+        fresh = [report_id for (report_id,) in rows if report_id not in self.recent]
+        self.pending.extend(fresh)
+        for report_id in fresh:
+            self._remember(report_id)
+        return len(fresh)
 
     # -- the Redis side ------------------------------------------------------------------------
 
     def _catch_up(self) -> int:
         """Queue the triage of every report still `received` that no live job will triage."""
+        horizon = self._read_horizon()
         with self.app.app_context(), unit_of_work():
             caught_up = untriaged_reports(self.redis, timedelta(0), limit=CATCH_UP_LIMIT)
         send_jobs(self.redis, triage_jobs(caught_up))
         for report_id in caught_up:
             self._remember(report_id)
-        self.needs_catch_up = False
+        self.horizon = horizon
         if caught_up:
             log.info("dispatcher caught up: queued %d report(s)", len(caught_up))
         return len(caught_up)
@@ -138,8 +168,6 @@ class Dispatcher:
             batch, rest = self.pending[:BATCH_MAX], self.pending[BATCH_MAX:]
             send_jobs(self.redis, triage_jobs(list(dict.fromkeys(batch))))
             self.pending = rest
-            for report_id in batch:
-                self._remember(report_id)
             sent += len(batch)
         return sent
 
@@ -151,21 +179,35 @@ class Dispatcher:
     # -- the loop ----------------------------------------------------------------------------
 
     def dispatch_once(self, timeout_s: float = 1.0) -> int:
-        """Wait up to `timeout_s` for new reports and queue what arrived (and what is owed).
+        """Poll until new reports come or `timeout_s` has passed, and queue them (and what is
+        owed).
 
+        Polls are POLL_S apart while reports arrive, up to IDLE_POLL_S apart while none do.
         Returns how many reports were queued (in jobs of up to TRIAGE_BATCH_MAX reports).
         Raises RedisError (the ids stay pending), and psycopg.Error or DBAPIError (call
         connect() again: the catch-up then covers the gap).
         """
         if self.conn is None:
             self.connect()
-        sent = self._catch_up() if self.needs_catch_up else 0
-        # With ids owed to Redis, do not sleep on the socket: retry them now (the caller
-        # paces the retries).
-        self._receive(0 if self.pending else timeout_s)
+        sent = self._catch_up() if self.horizon is None else 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # With ids owed to Redis, poll at once: the caller paces the retries.
+            wait_s = 0.0 if self.pending else self.next_poll - time.monotonic()
+            if wait_s > deadline - time.monotonic():
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                break
+            if wait_s > 0:
+                time.sleep(wait_s)
+            found = self._poll()
+            self.pause_s = POLL_S if found else min(IDLE_POLL_S, self.pause_s * 2)
+            self.next_poll = time.monotonic() + self.pause_s
+            if self.pending or time.monotonic() >= deadline:
+                break
         if len(self.pending) > PENDING_MAX:
             self.pending.clear()
-            self.needs_catch_up = True
+            self.recent.clear()
+            self.horizon = None
         return sent + self._send_pending()
 
     def run(self, stop: Event, burst: bool = False) -> None:
