@@ -20,6 +20,7 @@ from stopapp.reports.services import reports_awaiting_triage
 from stopapp.review import queue
 from stopapp.review.enrichment import link_possible_duplicates
 from tests.triage_helpers import make_staff
+from workers import dispatcher
 
 ROWS = 3000
 RARE_TAG = "control:isolation"
@@ -71,20 +72,21 @@ def plans(run) -> list[tuple[set[str], bool]]:
         run()
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
-    found = []
-    connection = db.session.connection()
-    for statement, parameters in sent:
-        plan = connection.exec_driver_sql(
-            "EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
-        names, sequential, nodes = set(), False, [plan[0]["Plan"]]
-        while nodes:
-            node = nodes.pop()
-            names.update([node["Index Name"]] if "Index Name" in node else [])
-            sequential |= (node["Node Type"] == "Seq Scan"
-                           and node.get("Relation Name") == "reports")
-            nodes.extend(node.get("Plans", []))
-        found.append((names, sequential))
-    return found
+    return [plan_of(statement, parameters) for statement, parameters in sent]
+
+
+def plan_of(statement: str, parameters) -> tuple[set[str], bool]:  # noqa: ANN001
+    """The indexes in the plan of `statement`, and whether it reads `reports` sequentially."""
+    plan = db.session.connection().exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+    names, sequential, nodes = set(), False, [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        names.update([node["Index Name"]] if "Index Name" in node else [])
+        sequential |= (node["Node Type"] == "Seq Scan"
+                       and node.get("Relation Name") == "reports")
+        nodes.extend(node.get("Plans", []))
+    return names, sequential
 
 
 def queue_plans(actor: User, **filters) -> list[tuple[set[str], bool]]:
@@ -149,6 +151,12 @@ def test_the_reconciler_finds_received_reports_by_age_through_an_index(loaded):
     # Either index that leads with the state; both stay total.
     assert names & {"ix_reports_state_created_at", "ix_reports_state_priority"}, names
     assert not sequential
+
+
+def test_the_dispatchers_poll_reads_the_latest_received_reports_through_an_index(loaded):
+    horizon = db.session.scalar(text("SELECT now() - interval '2 seconds'"))
+    names, sequential = plan_of(dispatcher._NEW_ROWS, {"horizon": horizon})
+    assert "ix_reports_state_created_at" in names and not sequential, names
 
 
 def test_the_duplicate_search_finds_twins_through_the_total_location_index(loaded):
