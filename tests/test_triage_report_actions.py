@@ -496,7 +496,8 @@ def test_stale_tags_keep_the_analyst_s_choice_with_the_fresh_version(app, ana, s
                     {"tags": ["control:debt_bondage"], "free_tags": "red door"}, page=stale)
     body = text_of(response)
     assert response.status_code == 409
-    assert "Sam Supervisor</strong> moved it from new to dismissed (Spam or a test)" in body
+    assert ("Sam Supervisor</strong> moved it from new to dismissed (Spam, a test or a prank)"
+            in body)
     assert re.search(r'value="control:debt_bondage" id="[^"]+" checked', body)
     assert "red door</textarea>" in body
     assert _load(app, report_id).tags == []

@@ -144,12 +144,12 @@ def test_analyst_dismisses_a_report_with_a_reason(page: Page, site: Site):
     page.get_by_text("Dismiss it", exact=True).click()
     page.get_by_role("button", name="Dismiss the report").click()
     expect(page.locator(".error-summary")).to_contain_text("Choose why the report is dismissed.")
-    page.get_by_label("Spam or a test").check()
+    page.get_by_label("Spam, a test or a prank").check()
     page.get_by_role("button", name="Dismiss the report").click()
     expect(_status(page)).to_have_text("The report is dismissed.")
     expect(page.locator(".report-status .state")).to_have_text("Dismissed")
     expect(page.locator("#history-title ~ ol")).to_contain_text(
-        "Ana Analyst moved it from new to dismissed (Spam or a test)")
+        "Ana Analyst moved it from new to dismissed (Spam, a test or a prank)")
 
 
 def test_analyst_marks_a_report_as_a_duplicate_by_its_reference(page: Page, site: Site):

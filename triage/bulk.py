@@ -15,8 +15,8 @@ from stopapp.db import unit_of_work
 from stopapp.errors import ForbiddenError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
-from triage.bulk_forms import ACTION_LABELS, DISMISS_REASON_LABELS, BulkForm
-from triage.forms import STATE_LABELS, show_refusal
+from triage.bulk_forms import ACTION_LABELS, BulkForm
+from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, show_refusal
 from triage.pages import queue_page
 from triage.security import current_actor
 

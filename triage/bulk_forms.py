@@ -15,15 +15,7 @@ from wtforms import Field, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
 from stopapp.review.services import FREE_PREFIX, MAX_BULK_IDS
-
-# Every code of stopapp.review.services.DISMISS_REASON_CODES (a test keeps them in step).
-DISMISS_REASON_LABELS = {
-    "spam": "Spam, a test or a prank",
-    "not_trafficking": "Not trafficking or exploitation",
-    "insufficient": "Not enough information to act on",
-    "out_of_scope": "Outside what we deal with",
-    "other": "Another reason (explain below)",
-}
+from triage.forms import DISMISS_REASON_LABELS
 
 ACTION_LABELS = {
     "dismiss": "Dismiss",

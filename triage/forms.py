@@ -25,6 +25,16 @@ from stopapp.errors import ProblemError
 from stopapp.reports.taxonomy import BUILTIN_TYPES
 from stopapp.review.queue import DEFAULT_STATES, SORTS, QueueQuery
 
+# The words for each code of stopapp.review.services.DISMISS_REASON_CODES, on the report page,
+# in bulk and in the history (a test keeps them in step with the codes).
+DISMISS_REASON_LABELS = {
+    "spam": "Spam, a test or a prank",
+    "not_trafficking": "Not trafficking or exploitation",
+    "insufficient": "Not enough information to act on",
+    "out_of_scope": "Outside our area or remit",
+    "other": "Another reason (explain below)",
+}
+
 SIX_DIGITS = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6 digits your app shows.")
 
 

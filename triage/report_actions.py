@@ -37,9 +37,8 @@ from stopapp.extensions import settings
 from stopapp.review import queue, services
 from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
-from triage.forms import STATE_LABELS, show_refusal
+from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, show_refusal
 from triage.report_forms import (
-    DISMISS_REASONS,
     AssignForm,
     ChangeForm,
     ClaimForm,
@@ -94,7 +93,7 @@ def describe(event: dict, names: dict[str, str]) -> str:
     if action == "report.transition":
         words = f"moved it from {state(detail.get('from'))} to {state(detail.get('to'))}"
         if detail.get("reason_code"):
-            words += f" ({DISMISS_REASONS.get(detail['reason_code'], detail['reason_code'])})"
+            words += f" ({DISMISS_REASON_LABELS.get(detail['reason_code'], detail['reason_code'])})"
         if detail.get("reason"):
             words += f": \u201c{detail['reason']}\u201d"
         return words

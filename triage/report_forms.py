@@ -23,24 +23,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from stopapp.review.services import (
-    DISMISS_REASON_CODES,
-    FREE_PREFIX,
-    MAX_CONTACT_REASON_CHARS,
-)
+from stopapp.review.services import FREE_PREFIX, MAX_CONTACT_REASON_CHARS
+from triage.forms import DISMISS_REASON_LABELS
 
 MAX_NOTE_CHARS = 10000
 MAX_REPLY_CHARS = 5000
 MAX_REASON_CHARS = 2000
-
-DISMISS_REASONS = {
-    "spam": "Spam or a test",
-    "not_trafficking": "Not trafficking or exploitation",
-    "insufficient": "Not enough information to act on",
-    "out_of_scope": "Outside our area or remit",
-    "other": "Another reason (explain below)",
-}
-assert tuple(DISMISS_REASONS) == DISMISS_REASON_CODES
 
 
 class ChangeForm(FlaskForm):
@@ -88,7 +76,7 @@ class MoveForm(ChangeForm):
 class DismissForm(ChangeForm):
     reason_code = RadioField(
         "Why dismiss it?",
-        choices=[SelectChoice(code, label) for code, label in DISMISS_REASONS.items()],
+        choices=[SelectChoice(code, label) for code, label in DISMISS_REASON_LABELS.items()],
         validators=[InputRequired("Choose why the report is dismissed.")],
     )
     reason = TextAreaField(
