@@ -86,12 +86,15 @@ class RecipientsSchema(Schema):
 
 
 class ForwardCreateSchema(Schema):
-    authority_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(1, 50))
+    authority_ids = fields.List(fields.UUID(), required=True,
+                                validate=validate.Length(1, services.MAX_FORWARD_AUTHORITIES))
     include_contact = StrictBoolean(load_default=False)
-    location_precision_m = StrictInteger(allow_none=True, load_default=None,
-                                         validate=validate.OneOf([100, 1000]))
+    location_precision_m = StrictInteger(
+        allow_none=True, load_default=None,
+        validate=validate.OneOf(list(services.LOCATION_PRECISIONS_M)))
     note = fields.String(allow_none=True, load_default=None,
-                         validate=[validate.Length(max=10_000), TextRule()])
+                         validate=[validate.Length(max=services.MAX_FORWARD_NOTE_CHARS),
+                                   TextRule()])
 
 
 class ForwardQueuedSchema(Schema):

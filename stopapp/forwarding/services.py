@@ -29,11 +29,16 @@ from stopapp.extensions import db, redis_client, settings
 from stopapp.forwarding import pgp
 from stopapp.forwarding.models import Authority, Forward, ForwardStatus
 from stopapp.reports.models import ExploitationType, Report, utcnow
-from stopapp.review.services import check_claim, check_version, lock_report
+from stopapp.review.services import check_claim, check_version, claim_allows, lock_report
 from stopapp.tasks import QUEUE_FORWARDING, JobSpec, enqueue_after_commit
 
 # A report can be forwarded from these states (a later forward adds recipients).
 FORWARDABLE = (ReportState.NEW.value, ReportState.IN_REVIEW.value, ReportState.ACTIONED.value)
+# How coarse the location in a forward may be made, in metres (None: exact); the forwards
+# table checks the same values.
+LOCATION_PRECISIONS_M = (100, 1000)
+MAX_FORWARD_AUTHORITIES = 50
+MAX_FORWARD_NOTE_CHARS = 10_000
 
 _AUTHORITY_FIELDS = (
     "name", "emails", "area_codes", "exploitation_types", "pgp_public_key", "encrypted_only",
@@ -215,6 +220,11 @@ def recipients(actor: User, report_id: uuid.UUID) -> dict[str, list[Recipient]]:
 # Forwarding
 
 
+def may_forward(actor: User, state: str, assignee_id: uuid.UUID | None) -> bool:
+    """Whether forward_report would let `actor` forward a report in `state` claimed by
+    `assignee_id`, the version and the choices aside: for pages that offer only what can
+    succeed. forward_report checks it again under the report's lock."""
+    return state in FORWARDABLE and claim_allows(actor, assignee_id)
 
 
 def _message_id(forward_id: uuid.UUID) -> str:
@@ -269,6 +279,11 @@ def forward_report(
         )
     if include_contact and report.contact_encrypted is None:
         errors["include_contact"] = ["The reporter did not consent to be contacted."]
+    if location_precision_m not in (None, *LOCATION_PRECISIONS_M):
+        errors["location_precision_m"] = [
+            f"Exact (null) or one of {', '.join(map(str, LOCATION_PRECISIONS_M))} metres."]
+    if note and (len(note) > MAX_FORWARD_NOTE_CHARS or "\x00" in note):
+        errors["note"] = [f"At most {MAX_FORWARD_NOTE_CHARS} characters, without NUL."]
     if errors:
         raise ValidationError("This report cannot be forwarded like this.", errors=errors)
 

@@ -95,12 +95,18 @@ def is_supervisor(actor: User) -> bool:
     return actor.role_enum.includes(Role.SUPERVISOR)
 
 
+def claim_allows(actor: User, assignee_id: uuid.UUID | None) -> bool:
+    """Whether a report claimed by `assignee_id` (None: nobody) is open to `actor`: it is
+    unclaimed, theirs, or they are a supervisor."""
+    return assignee_id in (None, actor.id) or is_supervisor(actor)
+
+
 def check_claim(actor: User, report: Report) -> None:
     """An analyst may not act on a report someone else has claimed; supervisors may.
 
     Raises ConflictError.
     """
-    if report.assignee_id not in (None, actor.id) and not is_supervisor(actor):
+    if not claim_allows(actor, report.assignee_id):
         raise ConflictError(
             "Another analyst has claimed this report; ask them or a supervisor.",
             extensions={"assignee_id": str(report.assignee_id)},
