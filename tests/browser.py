@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 from sqlalchemy import text
 
 from stopapp import create_app
@@ -110,9 +110,13 @@ def live_site(tmp_path_factory, seed: Callable[[object, Site], None],
             db.engine.dispose()
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, part: Locator | None = None) -> None:
+    """Save the whole page, or only `part` of it, as `name`.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if part is None:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    else:
+        part.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def sign_in(page: Page, site: Site, email: str, password: str = PASSWORD, code: str = "",

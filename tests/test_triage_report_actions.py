@@ -10,15 +10,18 @@ import re
 import uuid
 
 import pytest
+from rq import Queue
 from sqlalchemy import select
 
 from stopapp.accounts import services as accounts
 from stopapp.db import unit_of_work
 from stopapp.extensions import db, settings
+from stopapp.forwarding.models import Forward
 from stopapp.reports.models import Report, ReportMessage, utcnow
 from stopapp.review.models import ReportNote, TagCode
 from stopapp.security import ContactCipher, receipt_hash
-from tests.triage_helpers import new_report, seed_tags
+from tests.forwarding.conftest import HF, WESTMINSTER, Scene, load_london_areas, make_staff
+from tests.triage_helpers import new_report, pretend_key, seed_tags
 
 PASSWORD = "correct horse battery"
 RECEIPT = "K7QF-2MZD-9XWP-4TNA-HV3C"
@@ -446,6 +449,7 @@ def test_analyst_is_refused_the_contact_details(app, ana):
     ("duplicate", "duplicate", {"duplicate_of": "R-1"}), ("tags", "tags", {"free_tags": "x"}),
     ("priority", "priority", {"priority_override": "5"}), ("notes", "note", {"body": "x"}),
     ("replies", "reply", {"body": "x"}), ("contact", "contact", {"reason": "x"}),
+    ("forwards", "forward", {"authority_ids": str(uuid.uuid4())}),
 ])
 def test_every_action_is_refused_without_its_csrf_token(app, sam, action, prefix, data):
     report_id = _report(app)
@@ -505,3 +509,183 @@ def test_stale_tags_keep_the_analyst_s_choice_with_the_fresh_version(app, ana, s
                  {"tags": ["control:debt_bondage"], "free_tags": "red door"}, page=body)
     assert again.status_code == 302
     assert _load(app, report_id).tags == ["control:debt_bondage", "free:red door"]
+
+
+# -- forwarding to authorities -------------------------------------------------------------------
+
+
+@pytest.fixture
+def authorities(app) -> dict[str, str]:
+    """The London boroughs as areas and authorities registered through the API, as in
+    tests/forwarding: three for H&F (where _report's reports are) and one for Westminster."""
+    with app.app_context(), unit_of_work():
+        load_london_areas()
+    scene = Scene(app, make_staff(app, "admin"), make_staff(app, "analyst"))
+    ids = {
+        "police": scene.authority("H&F Police", ["p@example.org"], [HF],
+                                  exploitation_types=["labour"]),
+        "council": scene.authority("H&F Council", ["c@example.org"], [HF]),
+        "locked": scene.authority("Locked Unit", ["l@example.org"], [HF], encrypted_only=True),
+        "westminster": scene.authority("Westminster Police", ["w@example.org"], [WESTMINSTER]),
+    }
+    with app.app_context(), unit_of_work():
+        pretend_key(ids["council"])
+    return ids
+
+
+def _forwards(app, report_id) -> list[Forward]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(Forward).where(Forward.report_id == report_id)
+                                       .order_by(Forward.created_at, Forward.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def _recipient(page: str, authority_id: str) -> str:
+    """The checkbox of one authority in the forwarding form, with its hint."""
+    return re.search(rf'<input type="checkbox" name="forward-authority_ids" value="{authority_id}"'
+                     rf'.*?</li>', page, re.S).group(0)
+
+
+def test_forward_form_suggests_authorities_with_reasons_and_encryption(app, ana, authorities):
+    report_id = _report(app)
+    page = text_of(ana.get(f"/triage/reports/{report_id}"))
+    assert "Suggested for this report: H&F Council, H&F Police, Locked Unit." in page
+    suggested, others = page.split('<legend class="label">Suggested authorities</legend>')[1] \
+        .split('<legend class="label">Other authorities</legend>')
+    assert authorities["westminster"] in others and authorities["westminster"] not in suggested
+    police = _recipient(page, authorities["police"])
+    assert ("Covers Hammersmith and Fulham. Handles labour exploitation. "
+            "Mail to it is not encrypted.") in police
+    council = _recipient(page, authorities["council"])
+    assert "Covers Hammersmith and Fulham. Handles every type. Mail to it is PGP-encrypted." \
+        in council
+    locked = _recipient(page, authorities["locked"])
+    assert "disabled" in locked and "Accepts only encrypted mail and has no usable PGP key" \
+        in locked
+    assert not re.search(r'name="forward-authority_ids"[^>]*checked', page)  # none by default
+    # No consent (no contact details): the box is there, explained, and cannot be ticked.
+    assert re.search(r'<input [^>]*disabled id="forward-include_contact"', page)
+    assert "The reporter gave no contact details" in page
+    assert re.search(r'checked id="forward-location_precision_m-0"[^>]*value=""', page)
+
+
+def test_forward_to_two_authorities_actions_the_report_and_queues_the_emails(
+    app, ana, authorities, redis_conn
+):
+    report_id = _report(app)
+    response = post(ana, report_id, "forwards", "forward", {
+        "authority_ids": [authorities["police"], authorities["council"]],
+        "location_precision_m": "100", "note": "Two reports agree.",
+    })
+    assert response.status_code == 302
+    assert response.location == f"/triage/reports/{report_id}#forward"
+    assert _load(app, report_id).state == "actioned"
+    forwards = _forwards(app, report_id)
+    assert sorted(str(f.authority_id) for f in forwards) == sorted(
+        [authorities["police"], authorities["council"]])
+    assert {(f.status, f.include_contact, f.location_precision_m, f.note) for f in forwards} == {
+        ("queued", False, 100, "Two reports agree.")}
+    # The delivery jobs went to Redis once the request's transaction had committed.
+    assert sorted(Queue("forwarding", connection=redis_conn).job_ids) == sorted(
+        f"send-forward-{f.id}" for f in forwards)
+    page = text_of(ana.get(response.location))
+    assert "The report is forwarded" in page
+    assert ("Ana Analyst forwarded it to H&F Police and H&F Council, with the location to "
+            "about 100 m") in page
+
+
+def test_forward_without_an_authority_is_explained_and_keeps_the_note(app, ana, authorities):
+    report_id = _report(app)
+    response = post(ana, report_id, "forwards", "forward", {"note": "careful words"})
+    body = text_of(response)
+    assert response.status_code == 422
+    assert ('<a href="#forward-authority_ids">Choose at least one authority to forward it to.</a>'
+            in body)
+    assert "careful words</textarea>" in body
+    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
+
+
+def test_forward_with_a_nul_in_the_note_is_refused_by_the_service_not_the_database(
+    app, ana, authorities
+):
+    report_id = _report(app)
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"]], "note": "before\x00after"})
+    assert response.status_code == 422
+    assert '<a href="#forward-note">At most 10000 characters, without NUL.</a>' in text_of(
+        response)
+    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
+
+
+def test_forward_with_contact_details_is_refused_without_the_reporter_s_consent(
+    app, ana, authorities
+):
+    report_id = _report(app)
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"]], "include_contact": "y"})
+    assert response.status_code == 422
+    assert "The reporter did not consent to be contacted." in text_of(response)
+    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
+
+
+def test_forward_with_contact_details_when_the_reporter_consented(app, ana, authorities):
+    report_id = _with_contact(app)
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert re.search(r'<input aria-describedby="[^"]+" id="forward-include_contact"', page)
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"]], "include_contact": "y"}, page=page)
+    assert response.status_code == 302
+    assert [f.include_contact for f in _forwards(app, report_id)] == [True]
+
+
+def test_forward_to_an_encrypted_only_authority_without_a_key_is_refused_by_name(
+    app, ana, authorities
+):
+    report_id = _report(app)
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"], authorities["locked"]]})
+    body = text_of(response)
+    assert response.status_code == 422
+    assert "Locked Unit accepts only encrypted mail and has no usable PGP key." in body
+    assert re.search(rf'value="{authorities["police"]}" id="[^"]+" [^>]*checked', body)
+    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
+
+
+def test_stale_forward_names_who_changed_what_and_keeps_the_choices(app, ana, sam, authorities):
+    report_id = _report(app)
+    stale = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert post(sam, report_id, "tags", "tags", {"tags": ["sector:car_wash"]}).status_code == 302
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"]], "note": "Urgent: vans at 5am"},
+                    page=stale)
+    body = text_of(response)
+    assert response.status_code == 409
+    assert "Someone else changed this report first" in body
+    assert "Sam Supervisor</strong> changed the tags: added sector:car_wash" in body
+    assert "Urgent: vans at 5am</textarea>" in body
+    assert re.search(rf'value="{authorities["police"]}" id="[^"]+" [^>]*checked', body)
+    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
+    assert _hidden(body, "forward-version") == str(_load(app, report_id).version)
+
+
+def test_forward_of_a_report_another_analyst_claimed_is_not_offered_and_refused(
+    app, ana, authorities
+):
+    _user(app, "bo@example.org", "analyst", "Bo Analyst")
+    report_id = _report(app)
+    post(_signed_in(app, "bo@example.org"), report_id, "claim", "claim")
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="forward-form"' not in page
+    response = post(ana, report_id, "forwards", "forward",
+                    {"authority_ids": [authorities["police"]],
+                     "version": str(_load(app, report_id).version)}, page=page)
+    assert response.status_code == 409
+    assert "Another analyst has claimed this report" in text_of(response)
+    assert _load(app, report_id).state == "in_review" and _forwards(app, report_id) == []
+
+
+def test_forward_is_not_offered_from_a_state_that_cannot_be_forwarded(app, ana, authorities):
+    report_id = _report(app, state="closed")
+    page = ana.get(f"/triage/reports/{report_id}").get_data(as_text=True)
+    assert 'id="forward-form"' not in page and "Forward to authorities" not in page

@@ -3,10 +3,11 @@ live gunicorn on the test database and Redis, with data committed for real (trun
 
 An analyst opens a report (map, photo), claims it, tags it, writes a note and replies (and the
 reply reaches the reporter's status endpoint), dismisses another, marks one as a duplicate, and
-sees who changed what when a supervisor in another browser changed the report first. One pass
-does the day's work with JavaScript off.
+sees who changed what when a supervisor in another browser changed the report first, and
+forwards one to a suggested authority. One pass does the day's work with JavaScript off.
 
-Screenshots: report.png and report-conflict.png (see tests/browser.py for where they land).
+Screenshots: report.png, report-conflict.png and report-forward.png (see tests/browser.py for
+where they land).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from stopapp.media import services as media
 from stopapp.security import receipt_hash
 from tests.browser import PASSWORD, Site, live_site, shot, sign_in
 from tests.conftest import TESTDATA
-from tests.triage_helpers import new_report, seed_tags
+from tests.forwarding.conftest import HF, WESTMINSTER, Scene, load_london_areas, make_staff
+from tests.triage_helpers import new_report, pretend_key, seed_tags
 from workers import jobs
 
 RECEIPT = "K7QF-2MZD-9XWP-4TNA-HV3C"
@@ -58,6 +60,9 @@ def _seed(app, site: Site) -> None:
                                   lat=51.5010),
                 "nojs": dict(description="Workers at the farm sleep in a shipping container.",
                              priority=60, lon=-0.3000, lat=51.4800),
+                "forward": dict(description="Six men live above the hand car wash on King "
+                                            "Street; a minibus takes them away at 5am.",
+                                priority=75),
             }.items():
                 reports[name] = report = new_report(**fields)
                 site.reports[name] = str(report.id)
@@ -73,6 +78,16 @@ def _seed(app, site: Site) -> None:
             photo_id = str(accepted.photo.id)
         assert jobs.process_photo(photo_id) != "nothing to do"
         site.data["photo"] = photo_id
+        # Authorities as the forwarding tests make them: the "forward" report is in H&F.
+        with unit_of_work():
+            load_london_areas()
+    scene = Scene(app, make_staff(app, "admin"), make_staff(app, "analyst"))
+    scene.authority("H&F Police", ["police@example.org"], [HF], exploitation_types=["labour"])
+    council = scene.authority("H&F Council", ["council@example.org"], [HF])
+    with app.app_context(), unit_of_work():
+        pretend_key(council)
+    scene.authority("Modern Slavery Unit", ["msu@example.org"], [HF], encrypted_only=True)
+    scene.authority("Westminster Police", ["westminster@example.org"], [WESTMINSTER])
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +269,31 @@ def test_report_page_fits_a_tablet(page: Page, site: Site):
     actions = page.locator("#actions").bounding_box()
     description = page.locator("#description").bounding_box()
     assert actions["y"] < description["y"]  # the actions come first, above the report
+
+
+def test_analyst_forwards_a_report_to_a_suggested_authority(page: Page, site: Site):
+    sign_in(page, site, "ana@example.org")
+    _open(page, site, "forward")
+    section = page.locator("#forward")
+    expect(section).to_contain_text("Suggested for this report: H&F Council, H&F Police")
+    page.get_by_text("Forward it", exact=True).click()
+    expect(section).to_contain_text("Covers Hammersmith and Fulham. Handles labour exploitation.")
+    expect(section).to_contain_text("Mail to it is PGP-encrypted.")
+    expect(page.get_by_label("Modern Slavery Unit")).to_be_disabled()
+    expect(page.get_by_label("Include the reporter's contact details")).to_be_disabled()
+    page.get_by_label("H&F Police").check()
+    page.get_by_label("About 100 m").check()
+    note = page.get_by_label("Cover note (optional)")
+    note.fill("The reporter has seen this three times.")
+    note.blur()  # the focus ring would stick out of the picture
+    shot(page, "report-forward", section)
+    page.get_by_role("button", name="Forward the report").click()
+    expect(_status(page)).to_contain_text("The report is forwarded")
+    expect(page.locator(".report-status .state")).to_have_text("Actioned")
+    expect(page.locator("#history-title ~ ol")).to_contain_text(
+        "Ana Analyst forwarded it to H&F Police, with the location to about 100 m")
+    # An actioned report can go to more authorities; choosing none is explained.
+    page.get_by_text("Forward it", exact=True).click()
+    page.get_by_role("button", name="Forward the report").click()
+    expect(page.locator(".error-summary")).to_contain_text(
+        "Choose at least one authority to forward it to.")

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from geoalchemy2.elements import WKTElement
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from stopapp.accounts import services as accounts
@@ -15,6 +15,7 @@ from stopapp.audit.models import AuditEvent
 from stopapp.constants import SRID
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
+from stopapp.forwarding.models import Authority
 from stopapp.reports.models import Report, report_reference_seq
 from stopapp.review.models import TagCode
 
@@ -90,3 +91,10 @@ def events(report_id: uuid.UUID, action: str | None = None) -> list[AuditEvent]:
     if action is not None:
         query = query.where(AuditEvent.action == action)
     return list(db.session.scalars(query))
+
+
+def pretend_key(authority_id: str) -> None:
+    """Give an authority what a usable PGP key leaves on its row, in the caller's session: for
+    pages that only show whether mail is encrypted (the PGP tests use real keys)."""
+    db.session.execute(update(Authority).where(Authority.id == uuid.UUID(authority_id))
+                       .values(pgp_public_key="(test)", pgp_fingerprint="0" * 40))

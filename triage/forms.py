@@ -80,6 +80,7 @@ STATE_LABELS = {
     "closed": "Closed", "dismissed": "Dismissed", "duplicate": "Duplicate",
 }
 SORT_LABELS = {"priority": "Most urgent first", "oldest": "Oldest first", "newest": "Newest first"}
+TYPE_LABELS = {code: labels["en"] for code, labels in BUILTIN_TYPES.items()}
 
 
 def _choices(labels: dict[str, str]) -> list[SelectChoice]:
@@ -96,9 +97,7 @@ class QueueFilterForm(FlaskForm):
         "State", choices=_choices({s.value: STATE_LABELS[s.value] for s in ReportState}),
         default=list(DEFAULT_STATES),
     )
-    type = SelectField("Type", choices=_choices({"": "Any type"} | {
-        code: labels["en"] for code, labels in BUILTIN_TYPES.items()
-    }), default="")
+    type = SelectField("Type", choices=_choices({"": "Any type"} | TYPE_LABELS), default="")
     tag = StringField("Tag", description="dimension:code, e.g. sector:car_wash",
                       validators=[Optional(), Length(max=200)])
     assignee = SelectField("Assigned to", choices=_choices({
@@ -165,3 +164,20 @@ def show_refusal(form: FlaskForm, error: ProblemError,
             placed = True
     if not placed:
         form.form_errors.append(error.detail)
+
+
+def recipient_reasons(why: list[str]) -> list[str]:
+    """Why an authority is suggested (stopapp.forwarding.services.recipients' `why`), in
+    sentences: "Covers Hammersmith and Fulham.", "Handles labour exploitation."."""
+    words = []
+    for reason in why:
+        kind, _, value = reason.partition(":")
+        if kind == "area":
+            code, _, name = value.partition(" ")
+            words.append(f"Covers {name or code}.")
+        elif kind == "type":
+            words.append("Handles every type." if value == "all"
+                         else f"Handles {TYPE_LABELS.get(value, value).lower()}.")
+        else:
+            words.append(f"{reason}.")
+    return words

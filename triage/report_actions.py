@@ -1,5 +1,6 @@
 """The report page and everything an analyst does on it: claim, release, assign, state moves,
-tags, priority override, notes, replies and the supervisor's contact view.
+tags, priority override, notes, replies, forwarding to authorities and the supervisor's
+contact view.
 
 Each action is a POST form (CSRF) that calls one service in one unit of work, then redirects
 back to the report with a message (POST-redirect-GET). When the service refuses, the page is
@@ -34,17 +35,20 @@ from stopapp.errors import (
     ValidationError,
 )
 from stopapp.extensions import settings
+from stopapp.forwarding import services as forwarding
 from stopapp.review import queue, services
 from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
-from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, show_refusal
+from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, recipient_reasons, show_refusal
 from triage.report_forms import (
+    PRECISION_LABELS,
     AssignForm,
     ChangeForm,
     ClaimForm,
     ContactForm,
     DismissForm,
     DuplicateForm,
+    ForwardForm,
     MoveForm,
     NoteForm,
     PriorityForm,
@@ -60,7 +64,7 @@ S = ReportState
 FORMS: dict[str, type[FlaskForm]] = {
     "claim": ClaimForm, "release": ReleaseForm, "assign": AssignForm, "dismiss": DismissForm,
     "duplicate": DuplicateForm, "tags": TagsForm, "priority": PriorityForm, "note": NoteForm,
-    "reply": ReplyForm, "contact": ContactForm,
+    "reply": ReplyForm, "contact": ContactForm, "forward": ForwardForm,
 }
 # How each move reads on its button, by target (and for in_review, whether it is a reopen).
 MOVE_LABELS = {
@@ -74,8 +78,15 @@ REOPEN_LABEL = "Reopen (back to in review)"
 MOVES_WITH_FORMS = (S.DISMISSED.value, S.DUPLICATE.value)
 
 
-def describe(event: dict, names: dict[str, str]) -> str:
-    """A history event in plain words ("moved it from new to dismissed (spam)")."""
+def _and(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
+def describe(event: dict, names: dict[str, str],
+             authorities: dict[str, str] | None = None) -> str:
+    """A history event in plain words ("moved it from new to dismissed (spam)"); `names` are
+    the staff's and `authorities` the authorities' names, by id."""
     action, detail = event["action"], event.get("detail") or {}
 
     def state(value: str | None) -> str:
@@ -112,7 +123,17 @@ def describe(event: dict, names: dict[str, str]) -> str:
     if action == "report.reply":
         return "replied to the reporter"
     if action == "report.forward":
-        return "forwarded it to an authority"
+        to = _and([(authorities or {}).get(i, "an authority")
+                   for i in detail.get("authority_ids") or []]) or "an authority"
+        if detail.get("resend"):
+            return f"sent the forward to {to} again"
+        words = f"forwarded it to {to}"
+        if detail.get("include_contact"):
+            words += ", with the reporter's contact details"
+        if detail.get("location_precision_m"):
+            precision = PRECISION_LABELS.get(str(detail["location_precision_m"]), "coarse")
+            words += f", with the location to {precision.lower()}"
+        return words
     if action == "contact.read":
         return "looked at the contact details"
     if action == "triage.enriched":
@@ -145,8 +166,11 @@ def report_page(report_id: uuid.UUID, status: int = 200, *, submitted: FlaskForm
         seen = history[-1]["id"] if history else 0
         supervisor = services.is_supervisor(actor)
         names = {str(user.id): user.name for user in users}
+        authorities = {}
+        if any(event["action"] == "report.forward" for event in history):
+            authorities = {str(a.id): a.name for a in forwarding.list_authorities(actor)}
         for event in history:
-            event["words"] = describe(event, names)
+            event["words"] = describe(event, names, authorities)
 
         allowed = sorted(services.TRANSITIONS[S(report["state"])])
         reopen = report["state"] in services.REOPENED_FROM
@@ -180,6 +204,11 @@ def report_page(report_id: uuid.UUID, status: int = 200, *, submitted: FlaskForm
             for dimension in taxonomy
         ]
         labels = {code.tag: code.label for dimension in taxonomy for code in dimension.codes}
+        assignee = report["assignee"]["id"] if report["assignee"] else None
+        can_forward = forwarding.may_forward(actor, report["state"], assignee)
+        recipients = None
+        if can_forward or isinstance(submitted, ForwardForm):
+            recipients = _recipients(actor, report_id)
         page = render_template(
             "triage/report.html", report=report, state_labels=STATE_LABELS,
             tile_url=settings().MAP_TILE_URL, forms=forms, submitted=submitted,
@@ -188,9 +217,23 @@ def report_page(report_id: uuid.UUID, status: int = 200, *, submitted: FlaskForm
             actor=actor, dimensions=dimensions, chosen=chosen, labels=labels,
             can_dismiss=S.DISMISSED.value in allowed and (supervisor or not reopen),
             can_duplicate=S.DUPLICATE.value in allowed and (supervisor or not reopen),
-            contact=contact,
+            contact=contact, can_forward=can_forward, recipients=recipients,
+            forward_chosen=set(forms["forward"].authority_ids.data or []),
         )
     return page, status
+
+
+def _recipients(actor, report_id: uuid.UUID) -> dict[str, list[dict]]:
+    """The forwarding form's authorities, suggested first, as the template shows them."""
+    return {
+        group: [{
+            "id": str(r.authority.id), "name": r.authority.name,
+            "why": recipient_reasons(r.why), "encrypted": r.authority.has_usable_key(),
+            # The service refuses these: the form shows them, but cannot tick them.
+            "refused": r.authority.encrypted_only and not r.authority.has_usable_key(),
+        } for r in rows]
+        for group, rows in forwarding.recipients(actor, report_id).items()
+    }
 
 
 def _act(report_id: uuid.UUID, form: FlaskForm, call, done: str, anchor: str):
@@ -320,6 +363,15 @@ def reply(report_id: uuid.UUID):
                 lambda actor, form: services.add_reply(actor, report_id, form.body.data.strip()),
                 "Your reply is sent: the reporter sees it the next time they check.",
                 "conversation-title")
+
+
+@blueprint.route("/reports/<uuid:report_id>/forwards", methods=["POST"])
+@login_required
+def forward(report_id: uuid.UUID):
+    return _act(report_id, ForwardForm(prefix="forward"),
+                lambda actor, form: forwarding.forward_report(
+                    actor, report_id, form.if_match(), **form.choices()),
+                "The report is forwarded: each authority's email is queued for sending.", "forward")
 
 
 @blueprint.route("/reports/<uuid:report_id>/contact", methods=["POST"])

@@ -9,9 +9,11 @@ stale version can say what happened since. Notes and replies add rows and need n
 from __future__ import annotations
 
 import re
+import uuid
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     HiddenField,
     IntegerField,
     RadioField,
@@ -21,8 +23,20 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
+from stopapp.forwarding.services import (
+    LOCATION_PRECISIONS_M,
+    MAX_FORWARD_AUTHORITIES,
+    MAX_FORWARD_NOTE_CHARS,
+)
 from stopapp.review.services import FREE_PREFIX, MAX_CONTACT_REASON_CHARS
 from triage.forms import DISMISS_REASON_LABELS
 
@@ -162,3 +176,57 @@ class ContactForm(FlaskForm):
                     Length(max=MAX_CONTACT_REASON_CHARS,
                            message=f"At most {MAX_CONTACT_REASON_CHARS} characters.")],
     )
+
+
+def _about(metres: int) -> str:
+    return f"About {metres // 1000} km" if metres >= 1000 else f"About {metres} m"
+
+
+# The choices of precision: "" is exact, the others the service's values in metres.
+PRECISION_LABELS = {"": "Exact"} | {str(m): _about(m) for m in LOCATION_PRECISIONS_M}
+
+
+class ForwardForm(ChangeForm):
+    """Forward the report to authorities. The choices (active authorities) are the page's; the
+    service judges the ids (unknown, inactive, encrypted only without a key)."""
+
+    authority_ids = SelectMultipleField(
+        "Authorities", validate_choice=False,
+        validators=[DataRequired("Choose at least one authority to forward it to.")],
+    )
+    include_contact = BooleanField(
+        "Include the reporter's contact details",
+        description="The reporter agreed to be contacted. Leave it unticked unless the "
+                    "authority needs to reach them.",
+    )
+    location_precision_m = RadioField(
+        "How exact a location to send",
+        description="A coarser point protects the reporter: the email's text, map link and "
+                    "GeoJSON all use it, and the place they typed is left out.",
+        choices=[SelectChoice(value, label) for value, label in PRECISION_LABELS.items()],
+        default="",
+    )
+    note = TextAreaField(
+        "Cover note (optional)",
+        description="Goes at the top of the email to every authority you choose.",
+        validators=[Optional(), Length(max=MAX_FORWARD_NOTE_CHARS, message=(
+            f"A cover note is at most {MAX_FORWARD_NOTE_CHARS} characters."))],
+    )
+
+    def validate_authority_ids(self, field) -> None:
+        if len(field.data) > MAX_FORWARD_AUTHORITIES:
+            raise ValidationError(f"Choose at most {MAX_FORWARD_AUTHORITIES} authorities.")
+        try:
+            [uuid.UUID(value) for value in field.data]
+        except ValueError as exc:
+            raise ValidationError("Choose authorities from the list.") from exc
+
+    def choices(self) -> dict:
+        """The service's keyword arguments for what was chosen (after validate)."""
+        precision = self.location_precision_m.data
+        return {
+            "authority_ids": [uuid.UUID(value) for value in self.authority_ids.data],
+            "include_contact": bool(self.include_contact.data),
+            "location_precision_m": int(precision) if precision else None,
+            "note": (self.note.data or "").strip() or None,
+        }
