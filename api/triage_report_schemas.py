@@ -16,13 +16,13 @@ from stopapp.review.services import (
     DISMISS_REASON_CODES,
     MAX_BULK_IDS,
     MAX_CONTACT_REASON_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_REASON_CHARS,
+    MAX_REPLY_CHARS,
     MAX_TAGS,
 )
 
 STATES = [s.value for s in ReportState]
-MAX_NOTE_CHARS = 10_000
-MAX_REPLY_CHARS = 5_000
-MAX_REASON_CHARS = 1_000
 PHOTO_URL = "/api/v1/triage/photos/{id}/{variant}"
 
 

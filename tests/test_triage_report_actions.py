@@ -391,6 +391,25 @@ def test_a_reply_too_long_is_explained_kept_and_not_sent(app, ana):
             ReportMessage.report_id == report_id)).all() == []
 
 
+@pytest.mark.parametrize(("path", "prefix", "fields"), [
+    ("notes", "note", {"body": "before\x00after"}),
+    ("replies", "reply", {"body": "before\x00after"}),
+    ("dismiss", "dismiss", {"reason_code": "other", "reason": "before\x00after"}),
+])
+def test_a_nul_in_staff_text_is_refused_by_the_service_not_the_database(app, ana, path, prefix,
+                                                                         fields):
+    """PostgreSQL stores no NUL in text or jsonb: the service says so (422) instead of a 500."""
+    report_id = _report(app)
+    response = post(ana, report_id, path, prefix, fields)
+    assert response.status_code == 422
+    assert "1 to " in text_of(response) and "without NUL" in text_of(response)
+    with app.app_context():
+        assert db.session.scalars(select(ReportNote)).all() == []
+        assert db.session.scalars(select(ReportMessage).where(
+            ReportMessage.report_id == report_id)).all() == []
+    assert _load(app, report_id).state == "new"
+
+
 def test_a_note_on_a_report_another_analyst_holds_is_refused_and_kept(app, ana):
     _user(app, "bo@example.org", "analyst", "Bo Analyst")
     report_id = _report(app)

@@ -37,12 +37,14 @@ from stopapp.forwarding.services import (
     MAX_FORWARD_AUTHORITIES,
     MAX_FORWARD_NOTE_CHARS,
 )
-from stopapp.review.services import FREE_PREFIX, MAX_CONTACT_REASON_CHARS
+from stopapp.review.services import (
+    FREE_PREFIX,
+    MAX_CONTACT_REASON_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_REASON_CHARS,
+    MAX_REPLY_CHARS,
+)
 from triage.forms import DISMISS_REASON_LABELS
-
-MAX_NOTE_CHARS = 10000
-MAX_REPLY_CHARS = 5000
-MAX_REASON_CHARS = 2000
 
 
 class ChangeForm(FlaskForm):

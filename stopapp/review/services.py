@@ -58,7 +58,22 @@ MAX_FREE_TAG_CHARS = 100
 MAX_TAGS = 50
 _TAG = re.compile(r"([a-z_]+):([a-z0-9_.]+)")
 MAX_BULK_IDS = 200
+# Staff's own text, as the contract bounds it (the API's schemas and the pages' forms use these).
 MAX_CONTACT_REASON_CHARS = 500
+MAX_NOTE_CHARS = 10_000
+MAX_REPLY_CHARS = 5_000
+MAX_REASON_CHARS = 1_000
+
+
+def check_text(field: str, value: str | None, max_chars: int, message: str) -> str:
+    """`value` if it has some text that is not white space, at most `max_chars` characters
+    (counted before stripping, as the document's maxLength counts) and no NUL, which
+    PostgreSQL cannot store; else ValidationError with `message`, naming `field`."""
+    value = value or ""
+    if not value.strip() or len(value) > max_chars or "\x00" in value:
+        raise ValidationError(message, errors={
+            field: [f"Required; 1 to {max_chars} characters, without NUL."]})
+    return value
 
 
 def etag(version: int) -> str:
@@ -362,7 +377,8 @@ def _transition(actor: User, report: Report, move: dict) -> None:
         _refuse_extra(move, {"reason"})
     if move.get("reason"):
         # Staff's own words on why: never the reporter's text.
-        detail["reason"] = move["reason"]
+        detail["reason"] = check_text("reason", move["reason"], MAX_REASON_CHARS,
+                                      "The reason cannot be saved like this.")
     if source == S.DISMISSED:
         report.dismiss_reason_code = None
     if source == S.DUPLICATE:
@@ -399,6 +415,7 @@ def add_note(actor: User, report_id: uuid.UUID, body: str) -> ReportNote:
     require_staff(actor)
     report = lock_report(report_id)
     check_claim(actor, report)
+    body = check_text("body", body, MAX_NOTE_CHARS, "The note cannot be saved like this.")
     note = ReportNote(report_id=report.id, author_id=actor.id, body=body)
     db.session.add(note)
     db.session.flush()
@@ -412,6 +429,7 @@ def add_reply(actor: User, report_id: uuid.UUID, body: str) -> ReportMessage:
     require_staff(actor)
     report = lock_report(report_id)
     check_claim(actor, report)
+    body = check_text("body", body, MAX_REPLY_CHARS, "The reply cannot be sent like this.")
     message = ReportMessage(
         report_id=report.id, sender=MessageSender.ANALYST.value, author_id=actor.id, body=body
     )
@@ -485,13 +503,8 @@ def reveal_contact(actor: User, report_id: uuid.UUID, reason: str) -> dict:
     unknown report or one without contact details.
     """
     require_role(actor, Role.SUPERVISOR)
-    reason = reason or ""
-    # The length before stripping, as the document's maxLength counts it.
-    if not reason.strip() or len(reason) > MAX_CONTACT_REASON_CHARS or "\x00" in reason:
-        raise ValidationError(
-            "Say why you need the contact details.",
-            errors={"reason": [f"Required; 1 to {MAX_CONTACT_REASON_CHARS} characters."]},
-        )
+    reason = check_text("reason", reason, MAX_CONTACT_REASON_CHARS,
+                        "Say why you need the contact details.")
     report = db.session.get(Report, report_id)
     if report is None or report.contact_encrypted is None:
         raise NotFoundError("No contact details for this report.")
