@@ -282,6 +282,39 @@ def test_links_are_counted_per_report_when_a_hot_spot_has_many(london, client):
         assert "corroborated" in reasons and "corroborated_3plus" not in reasons
 
 
+def test_the_older_report_s_job_leaves_a_pair_with_a_received_twin_to_the_newer_job(london,
+                                                                                   client):
+    # In a burst at one place each pair is written once, by the newer report's job, and two
+    # jobs running at once never insert the same pair.
+    older = report_at(client, KING_STREET)
+    newer = report_at(client, north(KING_STREET, 20))
+    make_older(london, older, 0.01)
+    triage(london, older)
+    assert links(london) == {}
+    triage(london, newer)
+    assert set(links(london)) == {(older.id, newer.id), (newer.id, older.id)}
+    assert "corroborated" in row(london, older).priority_reasons
+
+
+def test_an_older_report_triaged_after_its_newer_twin_links_to_it(london, client):
+    # The older one committed (or its job ran) late: the newer twin is triaged already.
+    newer = report_at(client, north(KING_STREET, 20))
+    triage(london, newer)
+    older = report_at(client, KING_STREET)
+    make_older(london, older, 0.01)
+    triage(london, older)
+    assert set(links(london)) == {(older.id, newer.id), (newer.id, older.id)}
+    assert "corroborated" in row(london, newer).priority_reasons
+
+
+def test_the_link_count_s_limit_is_part_of_the_statement_not_a_parameter(london):
+    # psycopg prepares repeated statements; in that generic plan an unknown LIMIT made
+    # PostgreSQL read every link of every twin (a bitmap scan) to keep four.
+    with london.app_context():
+        sql = str(select(enrichment._link_count(4)).compile(db.engine))  # noqa: SLF001
+    assert "LIMIT 4" in sql
+
+
 def test_twins_triaged_at_the_same_moment_link_both_ways_without_deadlock(committed_app):
     client = committed_app.test_client()
     twins = [report_at(client, north(KING_STREET, 40 * n), CAR_WASH) for n in range(3)]
