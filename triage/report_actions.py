@@ -230,7 +230,7 @@ def _recipients(actor, report_id: uuid.UUID) -> dict[str, list[dict]]:
             "id": str(r.authority.id), "name": r.authority.name,
             "why": recipient_reasons(r.why), "encrypted": r.authority.has_usable_key(),
             # The service refuses these: the form shows them, but cannot tick them.
-            "refused": r.authority.encrypted_only and not r.authority.has_usable_key(),
+            "refused": r.authority.refuses_mail_now(),
         } for r in rows]
         for group, rows in forwarding.recipients(actor, report_id).items()
     }

@@ -74,6 +74,11 @@ class Authority(db.Model):
             return False
         return self.pgp_expires_at is None or self.pgp_expires_at > (now or utcnow())
 
+    def refuses_mail_now(self) -> bool:
+        """Whether nothing may be sent to it: it accepts only encrypted mail and has no usable
+        key (forwarding refuses it, and the message is never built in plaintext)."""
+        return self.encrypted_only and not self.has_usable_key()
+
 
 class Forward(db.Model):
     """One report sent (or to be sent) to one authority: the outbox row of its email.

@@ -272,7 +272,7 @@ def forward_report(
     bad = [str(i) for i in ids if i not in found or not found[i].active]
     if bad:
         errors["authority_ids"] = [f"No active authority with the id {i}." for i in bad]
-    unkeyed = [a.name for a in found.values() if a.encrypted_only and not a.has_usable_key()]
+    unkeyed = [a.name for a in found.values() if a.refuses_mail_now()]
     if unkeyed:
         errors.setdefault("authority_ids", []).extend(
             f"{name} accepts only encrypted mail and has no usable PGP key." for name in unkeyed
