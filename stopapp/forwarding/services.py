@@ -29,7 +29,13 @@ from stopapp.extensions import db, redis_client, settings
 from stopapp.forwarding import pgp
 from stopapp.forwarding.models import Authority, Forward, ForwardStatus
 from stopapp.reports.models import ExploitationType, Report, utcnow
-from stopapp.review.services import check_claim, check_version, claim_allows, lock_report
+from stopapp.review.services import (
+    check_claim,
+    check_version,
+    claim_allows,
+    lock_report,
+    text_fits,
+)
 from stopapp.tasks import QUEUE_FORWARDING, JobSpec, enqueue_after_commit
 
 # A report can be forwarded from these states (a later forward adds recipients).
@@ -282,7 +288,7 @@ def forward_report(
     if location_precision_m not in (None, *LOCATION_PRECISIONS_M):
         errors["location_precision_m"] = [
             f"Exact (null) or one of {', '.join(map(str, LOCATION_PRECISIONS_M))} metres."]
-    if note and (len(note) > MAX_FORWARD_NOTE_CHARS or "\x00" in note):
+    if note and not text_fits(note, MAX_FORWARD_NOTE_CHARS):
         errors["note"] = [f"At most {MAX_FORWARD_NOTE_CHARS} characters, without NUL."]
     if errors:
         raise ValidationError("This report cannot be forwarded like this.", errors=errors)

@@ -65,12 +65,17 @@ MAX_REPLY_CHARS = 5_000
 MAX_REASON_CHARS = 1_000
 
 
+def text_fits(value: str, max_chars: int) -> bool:
+    """At most `max_chars` characters (counted before stripping, as the document's maxLength
+    counts) and no NUL, which PostgreSQL cannot store."""
+    return len(value) <= max_chars and "\x00" not in value
+
+
 def check_text(field: str, value: str | None, max_chars: int, message: str) -> str:
-    """`value` if it has some text that is not white space, at most `max_chars` characters
-    (counted before stripping, as the document's maxLength counts) and no NUL, which
-    PostgreSQL cannot store; else ValidationError with `message`, naming `field`."""
+    """`value` if it has some text that is not white space and text_fits; else
+    ValidationError with `message`, naming `field`."""
     value = value or ""
-    if not value.strip() or len(value) > max_chars or "\x00" in value:
+    if not value.strip() or not text_fits(value, max_chars):
         raise ValidationError(message, errors={
             field: [f"Required; 1 to {max_chars} characters, without NUL."]})
     return value
