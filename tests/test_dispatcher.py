@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -136,33 +135,6 @@ def test_a_transaction_open_across_a_poll_is_queued_once_it_commits(committed_ap
         db.session.commit()
     assert dispatcher.dispatch_once(timeout_s=1) == 1
     assert queued_reports(redis_conn) == [str(report_id)]
-
-
-def test_a_report_waits_while_an_older_transaction_is_open(committed_app, redis_conn,
-                                                          dispatcher):
-    # Its triage job must find every older report already there (the possible duplicates).
-    inserted, commit = threading.Event(), threading.Event()
-    older = []
-
-    def slow_submission() -> None:  # its own app context, session and transaction
-        with committed_app.app_context():
-            older.append(str(submit_report(dict(VALID_REPORT), uuid.uuid4()).report_id))
-            inserted.set()
-            commit.wait(10)
-            db.session.commit()
-
-    thread = threading.Thread(target=slow_submission)
-    thread.start()
-    try:
-        assert inserted.wait(10)
-        time.sleep(4 * MARGIN_S)
-        newer = submit(committed_app.test_client()).get_json()["id"]  # committed at once
-        assert dispatcher.dispatch_once(timeout_s=0.3) == 0
-    finally:
-        commit.set()
-        thread.join(10)
-    assert dispatcher.dispatch_once(timeout_s=1) == 2
-    assert queued_reports(redis_conn) == sorted([*older, newer])
 
 
 def test_a_transaction_open_past_the_lag_limit_is_left_to_the_reconciler(

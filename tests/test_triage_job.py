@@ -282,20 +282,6 @@ def test_links_are_counted_per_report_when_a_hot_spot_has_many(london, client):
         assert "corroborated" in reasons and "corroborated_3plus" not in reasons
 
 
-def test_the_older_report_s_job_leaves_a_pair_with_a_received_twin_to_the_newer_job(london,
-                                                                                   client):
-    # In a burst at one place each pair is written once, by the newer report's job, and two
-    # jobs running at once never insert the same pair.
-    older = report_at(client, KING_STREET)
-    newer = report_at(client, north(KING_STREET, 20))
-    make_older(london, older, 0.01)
-    triage(london, older)
-    assert links(london) == {}
-    triage(london, newer)
-    assert set(links(london)) == {(older.id, newer.id), (newer.id, older.id)}
-    assert "corroborated" in row(london, older).priority_reasons
-
-
 def test_an_older_report_triaged_after_its_newer_twin_links_to_it(london, client):
     # The older one committed (or its job ran) late: the newer twin is triaged already.
     newer = report_at(client, north(KING_STREET, 20))

@@ -15,16 +15,10 @@ INSERT's transaction start, the column default) is at or after a horizon, then m
 horizon to the start of the oldest transaction that was open just before the poll (from
 `pg_stat_activity`), less a margin. A transaction invisible to one poll was open then, so its
 reports are at or after the next horizon and the next poll sees them. The ids seen recently
-are remembered, so a report is queued once. A report is queued only once it is behind the
-new horizon: every transaction that started before it has then ended, so when its triage job
-looks for possible duplicates, every older report that will ever exist is there to be seen
-(stopapp/review/enrichment.py links each pair from the newer report's job). This costs a
-report one poll or two of latency, more while a long transaction is open.
-
-Two limits keep a poll cheap: the horizon never lags the clock by more than MAX_LAG_S (a
-transaction open longer than that is left to the reconciler), and, for the open transactions
-to be seen, the dispatcher's database role must be the web app's, or a superuser, or hold
-`pg_read_all_stats` (others' rows read NULL).
+are remembered, so a report is queued once. Two limits keep a poll cheap: the horizon never
+lags the clock by more than MAX_LAG_S (a transaction open longer than that is left to the
+reconciler), and, for the open transactions to be seen, the dispatcher's database role must
+be the web app's, or a superuser, or hold `pg_read_all_stats` (others' rows read NULL).
 
 Nothing is lost when a link fails:
 
@@ -91,7 +85,7 @@ _HORIZON = """
       AND pid <> pg_backend_pid()
 """
 _NEW_ROWS = """
-    SELECT id, created_at FROM reports
+    SELECT id FROM reports
     WHERE state = 'received' AND created_at >= %(horizon)s
     ORDER BY created_at
 """
@@ -142,16 +136,12 @@ class Dispatcher:
         ).fetchone()[0]
 
     def _poll(self) -> int:
-        """Take the reports committed since the last poll that are behind the new horizon;
-        returns how many are new here."""
+        """Take the reports committed since the last poll; returns how many are new here."""
         assert self.conn is not None and self.horizon is not None
         horizon = self._read_horizon()
         rows = self.conn.execute(_NEW_ROWS, {"horizon": self.horizon}).fetchall()
         self.horizon = horizon
-        # A report at or after the horizon waits for the next poll (which reads it again):
-        # an older report may still be on its way.
-        fresh = [report_id for report_id, created_at in rows
-                 if created_at < horizon and report_id not in self.recent]
+        fresh = [report_id for (report_id,) in rows if report_id not in self.recent]
         self.pending.extend(fresh)
         for report_id in fresh:
             self._remember(report_id)
@@ -163,8 +153,7 @@ class Dispatcher:
         """Queue the triage of every report still `received` that no live job will triage."""
         horizon = self._read_horizon()
         with self.app.app_context(), unit_of_work():
-            caught_up = untriaged_reports(self.redis, timedelta(0), limit=CATCH_UP_LIMIT,
-                                          created_before=horizon)
+            caught_up = untriaged_reports(self.redis, timedelta(0), limit=CATCH_UP_LIMIT)
         send_jobs(self.redis, triage_jobs(caught_up))
         for report_id in caught_up:
             self._remember(report_id)

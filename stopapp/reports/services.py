@@ -117,11 +117,11 @@ def triage_job_reports(job: Job) -> list[str]:
     return [job.args[0]] if job.func_name == TRIAGE_ONE else []
 
 
-def untriaged_reports(connection: Redis, older_than: timedelta, limit: int = 500, *,
-                      created_before: datetime | None = None) -> list[uuid.UUID]:
+def untriaged_reports(connection: Redis, older_than: timedelta,
+                      limit: int = 500) -> list[uuid.UUID]:
     """Reports still `received` after `older_than` that no live job will triage: their job
     was lost or never sent (see reports_awaiting_triage)."""
-    waiting = reports_awaiting_triage(older_than, limit, created_before=created_before)
+    waiting = reports_awaiting_triage(older_than, limit)
     if not waiting:
         return []
     live = reports_in_live_triage_jobs(connection)
@@ -334,16 +334,12 @@ def add_reporter_message(report_id: uuid.UUID, receipt: str | None, body: str) -
     return message
 
 
-def reports_awaiting_triage(older_than: timedelta, limit: int = 500, *,
-                            created_before: datetime | None = None) -> list[uuid.UUID]:
-    """Ids of reports still `received` after `older_than` (and created before
-    `created_before`, when given): their job was lost or never sent.
+def reports_awaiting_triage(older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:
+    """Ids of reports still `received` after `older_than`: their job was lost or never sent.
 
     Reports out of attempts are not among them: the reconciler flags those instead.
     """
     cutoff: datetime = utcnow() - older_than
-    if created_before is not None:
-        cutoff = min(cutoff, created_before)
     return list(
         db.session.scalars(
             select(Report.id)

@@ -130,13 +130,6 @@ def _location_reason(report: Report) -> str | None:
 # (Hamming distance of the 64-bit perceptual hashes), upserted as links in both directions.
 # Rows go in in key order, so that two twins enriched at once wait for each other instead of
 # deadlocking.
-#
-# With :older_only (the triage job), a pair is written by the newer report's job: the other
-# report must be older (created_at, then id) or already past `received`. The dispatcher queues
-# a report only once every older one has committed (workers/dispatcher.py), so the newer job
-# sees the older report; an older report that still committed late finds the newer one
-# triaged. In a burst at one place each pair is then written once, not by both jobs, and two
-# jobs running at once no longer wait on each other's uncommitted links.
 _LINK_DUPLICATES = text("""
 WITH me AS (
     SELECT id, location, created_at, description FROM reports
@@ -156,8 +149,6 @@ WITH me AS (
      AND ST_DWithin(o.location, me.location, :radius_m)
      AND o.created_at BETWEEN me.created_at - make_interval(days => :window_days)
                           AND me.created_at + make_interval(days => :window_days)
-     AND (NOT :older_only OR (o.created_at, o.id) < (me.created_at, me.id)
-          OR o.state <> 'received')
 ), linked AS (
     SELECT * FROM matches WHERE text_similarity >= :min_similarity OR photo_match
 ), pairs AS (
@@ -179,17 +170,14 @@ RETURNING other_id
 """)
 
 
-def link_possible_duplicates(report_id: uuid.UUID, *, older_only: bool = False
-                             ) -> list[uuid.UUID]:
+def link_possible_duplicates(report_id: uuid.UUID) -> list[uuid.UUID]:
     """Link `report_id` both ways to every possible duplicate; returns the ids it links to.
 
-    With `older_only` (the triage job), only to those older than it or already triaged: a
-    pair is linked by the newer report's job (see _LINK_DUPLICATES). A report without a point
-    (a place name only) is compared with nothing.
+    A report without a point (a place name only) is compared with nothing.
     """
     config = settings()
     returned = db.session.scalars(_LINK_DUPLICATES, {
-        "report_id": report_id, "older_only": older_only,
+        "report_id": report_id,
         "radius_m": config.DUPLICATE_RADIUS_M,
         "window_days": config.DUPLICATE_WINDOW_DAYS,
         "min_similarity": config.DUPLICATE_TEXT_SIMILARITY,
@@ -320,7 +308,7 @@ def enrich_report(report_id: uuid.UUID) -> bool:
         return False
     location = select(Report.location).where(Report.id == report.id).scalar_subquery()
     report.area_codes = area_codes_covering(location)
-    twins = link_possible_duplicates(report.id, older_only=True)
+    twins = link_possible_duplicates(report.id)
     # Its own priority and its queued twins' in one count query (the twins locked first).
     _refresh_queued_priorities(twins, also=report)
     report.state = ReportState.NEW.value
