@@ -229,10 +229,18 @@ def _apply_priority(report: Report, photo_count: int, link_count: int) -> None:
     report.priority, report.priority_reasons = priority.value, priority.reasons
 
 
-def _refresh_queued_priorities(twins: list[uuid.UUID], also: Report | None = None,
-                                also_id: uuid.UUID | None = None) -> None:
+def _queued(condition) -> list[Report]:  # noqa: ANN001 - a SQL condition
+    """The reports matching `condition` that wait in the queue (`new`), locked; one locked
+    at this moment is skipped."""
+    return list(db.session.scalars(
+        select(Report).where(condition, Report.state == ReportState.NEW.value)
+        .with_for_update(skip_locked=True, **_ROW_LOCK)
+    ))
+
+
+def _refresh_queued_priorities(twins: list[uuid.UUID], also: Report | None = None) -> None:
     """Recompute the priority of the twins just linked that still wait in the queue (`new`),
-    and of `also` (locked by the caller) or `also_id`, with the same count query.
+    and of `also` (locked by the caller), with the same count query.
 
     A twin linked to more than CORROBORATED_AT reports had CORROBORATED_AT before this link,
     so its priority cannot change: it is not locked or counted (in a hot spot every new report
@@ -242,16 +250,7 @@ def _refresh_queued_priorities(twins: list[uuid.UUID], also: Report | None = Non
     must not deadlock; the other's own job computes its priority with the link anyway).
     """
     may_change = _link_count(CORROBORATED_AT + 1) <= CORROBORATED_AT
-    # Two plain lookups by id rather than one with OR, so that each stays on the primary key.
-    wanted = [_id_among(twins) & may_change] if twins else []
-    if also_id is not None:
-        wanted.append(Report.id == also_id)
-    reports = [
-        report for condition in wanted for report in db.session.scalars(
-            select(Report).where(condition, Report.state == ReportState.NEW.value)
-            .with_for_update(skip_locked=True, **_ROW_LOCK)
-        )
-    ]
+    reports = _queued(_id_among(twins) & may_change) if twins else []
     if also is not None:
         reports.append(also)
     counts = _counts([r.id for r in reports]) if reports else {}
@@ -384,6 +383,9 @@ def recheck_photo_matches(report_id: uuid.UUID) -> list[uuid.UUID]:
     if state in (None, ReportState.RECEIVED.value):
         return []
     twins = link_possible_duplicates(report_id)
-    _refresh_queued_priorities(twins, also_id=report_id)
+    # Its own priority whatever its links (its photos changed), by a lookup of its own, so
+    # that each lookup stays on the primary key.
+    own = _queued(Report.id == report_id)
+    _refresh_queued_priorities(twins, also=own[0] if own else None)
     db.session.flush()
     return twins
