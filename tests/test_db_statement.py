@@ -3,7 +3,9 @@ ping of idle connections (stopapp/db.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -114,3 +116,25 @@ def test_idle_connections_are_pinged_and_replaced_when_dead(migrated_database, m
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_burst_of_request_threads_keeps_its_connections(committed_app):
+    """As many concurrent request threads as a web worker may run (WEB_THREADS up to the pool
+    size) reuse the same server connections burst after burst: a checkout beyond the pool
+    would open a connection and close it again after that one statement."""
+    threads = int(committed_app.extensions["stopapp.config"].DATABASE_POOL_SIZE)
+    assert threads >= 8
+    started = threading.Barrier(threads)
+
+    def burst() -> set[int]:
+        def statement(_: int) -> int:
+            with committed_app.app_context(), unit_of_work(single_statement=True):
+                started.wait(timeout=10)  # all checked out at once, not one after another
+                return one_statement("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)", {})[0].pid
+
+        with ThreadPoolExecutor(threads) as pool:
+            return set(pool.map(statement, range(threads)))
+
+    first = burst()
+    assert len(first) == threads
+    assert burst() == first
