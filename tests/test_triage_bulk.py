@@ -6,8 +6,10 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import text
 
 from stopapp.accounts import services as accounts
 from stopapp.areas.services import import_areas
@@ -17,9 +19,11 @@ from stopapp.extensions import db
 from stopapp.reports.models import Report
 from stopapp.review.enrichment import POINTS, REASON_LABELS, reason_label
 from stopapp.review.services import DISMISS_REASON_CODES, find_report_id
+from tests.conftest import DEAD_REDIS_URL
 from tests.test_triage_pages import PASSWORD, csrf_token, sign_in
 from tests.triage_helpers import new_report, seed_tags
 from triage.bulk_forms import BulkForm
+from triage.bulk_results import RESULTS_KEPT_S
 from triage.forms import DISMISS_REASON_LABELS
 
 BULK = "/triage/reports/bulk"
@@ -56,9 +60,10 @@ def _stored(app, report_id: uuid.UUID) -> Report:
         return report
 
 
-def _post(client, data: dict, query: str = ""):
+def _post(client, data: dict, query: str = "", follow_redirects: bool = True):
+    """The bulk form sent; by default the queue page the browser is then sent to."""
     return client.post(BULK + query, data={"csrf_token": csrf_token(client, "/triage/help"),
-                                           **data})
+                                           **data}, follow_redirects=follow_redirects)
 
 
 def _results(body: str) -> dict[str, str]:
@@ -107,7 +112,65 @@ def test_bulk_dismiss_reports_each_row_and_changes_only_what_it_may(app, analyst
     assert _stored(app, claimed).state == "in_review"
     assert _stored(app, untouched).state == "new"
     # The queue is drawn again with its filters (the action URL carried them).
+    [sent_on] = response.history
+    assert sent_on.status_code == 303
+    assert response.request.args.getlist("state") == ["new", "in_review"]
     assert 'action="/triage/reports/bulk?state=new&amp;state=in_review"' in body
+
+
+def _audit_events(app) -> int:
+    with app.app_context():
+        return db.session.scalar(text("SELECT count(*) FROM audit_events"))
+
+
+def test_a_reload_shows_the_results_again_and_sends_nothing(app, analyst):
+    one, two = _reports(app, {}, {})
+    response = _post(analyst, {"ids": [str(one), str(two)], "action": "dismiss",
+                               "reason_code": "spam"}, "?sort=age", follow_redirects=False)
+    assert response.status_code == 303
+    page = urlsplit(response.location)
+    assert page.path == "/triage/reports"
+    assert parse_qs(page.query)["sort"] == ["age"]
+    events = _audit_events(app)
+    first = analyst.get(response.location).get_data(as_text=True)
+    again = analyst.get(response.location).get_data(as_text=True)  # a reload
+    assert _results(first) == _results(again) and set(_results(again).values()) == {"Done"}
+    assert "Dismiss (Spam, a test or a prank): 2 done" in again
+    assert _audit_events(app) == events
+    # No link on the page (other pages, filters, the bulk form's action) carries the token on.
+    assert "results=" not in again
+    # Another analyst opening the same URL sees no results, only that there are none to show.
+    _user(app, "bob@example.org", name="Bob")
+    bob = app.test_client()
+    sign_in(bob, email="bob@example.org")
+    theirs = bob.get(response.location).get_data(as_text=True)
+    assert 'id="bulk-results"' not in theirs and "no longer kept" in theirs
+
+
+def test_results_are_kept_for_a_quarter_of_an_hour(app, analyst, redis_conn):
+    (one,) = _reports(app, {})
+    response = _post(analyst, {"ids": str(one), "action": "dismiss", "reason_code": "spam"},
+                     follow_redirects=False)
+    token = parse_qs(urlsplit(response.location).query)["results"][0]
+    [key] = redis_conn.keys("*bulk-results*")
+    assert token in key.decode()
+    assert RESULTS_KEPT_S - 5 <= redis_conn.ttl(key) <= RESULTS_KEPT_S == 15 * 60
+    redis_conn.delete(key)  # what the expiry does
+    body = analyst.get(response.location).get_data(as_text=True)
+    assert 'id="bulk-results"' not in body and "no longer kept" in body
+
+
+def test_with_redis_down_the_results_are_shown_at_once(make_app):
+    app = make_app(REDIS_URL=DEAD_REDIS_URL)
+    _user(app, "ana@example.org")
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    (one,) = _reports(app, {})
+    response = _post(client, {"ids": str(one), "action": "dismiss", "reason_code": "spam"},
+                     follow_redirects=False)
+    assert response.status_code == 200
+    assert list(_results(response.get_data(as_text=True)).values()) == ["Done"]
+    assert _stored(app, one).state == "dismissed"
 
 
 def test_a_move_that_is_not_allowed_is_named(app, analyst):

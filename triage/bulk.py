@@ -1,14 +1,16 @@
 """Bulk actions from the queue: dismiss, tag, mark as duplicate or assign the ticked reports.
 
-The queue is drawn again (same filters: they ride in the form's action URL) with the result of
-each report: done, or why the service refused it. Input that is missing or malformed, and a
+After the action the browser is sent back to the queue (same filters: they ride in the form's
+action URL), which shows the result of each report: done, or why the service refused it
+(triage/bulk_results.py keeps them for that page). Input that is missing or malformed, and a
 refusal of the whole request (assign by an analyst, an unknown duplicate reference), change
 nothing and come back as errors on the form with the ticks kept.
 """
 
 from __future__ import annotations
 
-from flask_login import login_required
+from flask import redirect, request, url_for
+from flask_login import current_user, login_required
 
 from stopapp.accounts.services import list_users
 from stopapp.db import unit_of_work
@@ -16,6 +18,7 @@ from stopapp.errors import ForbiddenError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
 from triage.bulk_forms import ACTION_LABELS, BulkForm
+from triage.bulk_results import RESULTS_PARAM, keep_results
 from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, show_refusal
 from triage.pages import queue_page
 from triage.security import current_actor
@@ -46,12 +49,15 @@ def bulk():
     except ForbiddenError as error:
         form.form_errors.append(f"{error.detail} Nothing was changed.")
         return queue_page(bulk_form=form, status=403)
-    rows = [{"id": r.id, "reference": references.get(r.id, str(r.id)),
+    rows = [{"id": str(r.id), "reference": references.get(r.id, str(r.id)),
              "done": r.problem is None, "why": _why(r.problem)} for r in results]
     done = sum(row["done"] for row in rows)
-    return queue_page(results={
-        "action": title, "rows": rows, "done": done, "refused": len(rows) - done,
-    })
+    summary = {"action": title, "rows": rows, "done": done, "refused": len(rows) - done}
+    token = keep_results(current_user.get_id(), summary)
+    if token is None:  # Redis unreachable: shown now, and a reload would post the form again
+        return queue_page(results=summary)
+    filters = {key: request.args.getlist(key) for key in request.args if key != RESULTS_PARAM}
+    return redirect(url_for("triage.queue", **filters, **{RESULTS_PARAM: token}), 303)
 
 
 def _action_name(form: BulkForm, actor) -> str:

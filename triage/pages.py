@@ -17,7 +17,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from flask_login import login_required
+from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
 from stopapp.accounts.services import list_users
@@ -28,6 +28,7 @@ from stopapp.review import queue, services
 from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
 from triage.bulk_forms import BulkForm
+from triage.bulk_results import RESULTS_PARAM, kept_results
 from triage.forms import STATE_LABELS, QueueFilterForm, _bbox
 from triage.report_actions import report_page
 from triage.security import current_actor
@@ -54,12 +55,17 @@ def home():
 @blueprint.route("/reports", endpoint="queue")
 @login_required
 def show_queue():
-    """The queue: most urgent first, filtered by the query string (a shareable URL)."""
-    return queue_page()
+    """The queue: most urgent first, filtered by the query string (a shareable URL), with the
+    results of the bulk action that led here (triage/bulk.py)."""
+    token = request.args.get(RESULTS_PARAM)
+    if not token:
+        return queue_page()
+    results = kept_results(current_user.get_id(), token)
+    return queue_page(results=results, results_gone=results is None)
 
 
 def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None,
-               status: int = 200):
+               results_gone: bool = False, status: int = 200):
     """The queue for the filters in the query string, with its bulk form: drawn by GET /reports
     and again by the bulk action (triage/bulk.py), with its errors or its results."""
     form = QueueFilterForm(request.args)
@@ -75,14 +81,22 @@ def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None
         # Only supervisors are offered "assign" (the service refuses anyone else all the same).
         can_assign = services.is_supervisor(actor)
         bulk_form.offer(list_taxonomy(actor), list_users(actor)[0] if can_assign else [])
-    # The filters without the cursor: the base of the "next page" and "first page" links.
-    args = {key: request.args.getlist(key) for key in request.args if key != "cursor"}
+    # This page's query without a bulk action's results (where the bulk form comes back to),
+    # and without the cursor as well: the base of the "next page" and "first page" links.
+    this_page = {key: request.args.getlist(key) for key in request.args if key != RESULTS_PARAM}
+    args = {key: values for key, values in this_page.items() if key != "cursor"}
     without_bbox = {key: value for key, value in args.items() if key != "bbox"}
     return render_template("triage/queue.html", form=form, page=page, args=args,
-                           without_bbox=without_bbox,
+                           this_page=this_page, without_bbox=without_bbox,
                            state_labels=STATE_LABELS, paged=bool(form.cursor.data),
                            tile_url=settings().MAP_TILE_URL, bulk_form=bulk_form,
-                           can_assign=can_assign, results=results), status
+                           can_assign=can_assign, results=results,
+                           results_gone=results_gone, filtered=_filtered()), status
+
+
+def _filtered() -> bool:
+    """Whether the query string sets a filter (the filters panel is then shown open)."""
+    return any(key not in ("view", RESULTS_PARAM) for key in request.args)
 
 
 def _area_choices(areas: list, current: str | None) -> list[SelectChoice]:
