@@ -368,6 +368,22 @@ def test_the_duplicate_search_is_one_sql_statement(london, client):
     assert len(statements) == 1
 
 
+def test_links_stored_alike_are_not_written_again(london, client):
+    # Both twins' jobs compute the pair; where the jobs run behind the reports (a hot spot)
+    # the second finds the links stored with the same figures and leaves them (same tuple).
+    earlier = report_at(client, KING_STREET)
+    later = report_at(client, north(KING_STREET, 100), CAR_WASH_AGAIN)
+    triage(london, earlier)
+    triage(london, later)
+    where = text("SELECT report_id, other_id, ctid::text FROM report_links")
+    with london.app_context():
+        stored = set(db.session.execute(where).all())
+        assert enrichment.link_possible_duplicates(uuid.UUID(earlier.id)) == [
+            uuid.UUID(later.id)]
+        assert set(db.session.execute(where).all()) == stored
+    assert len(stored) == 2
+
+
 def test_photo_twins_found_when_the_photos_become_ready(london, client, redis_conn):
     # Unrelated words, the same picture: one phone stored it upright, the other turned (EXIF
     # orientation 6); both go through the real pipeline, which turns it upright.

@@ -127,9 +127,12 @@ def _location_reason(report: Report) -> str | None:
 
 # One statement: the other reports within the radius (GiST on the geography) and the time
 # window whose description is similar enough (pg_trgm) or that share a photo that looks alike
-# (Hamming distance of the 64-bit perceptual hashes), upserted as links in both directions.
-# Rows go in in key order, so that two twins enriched at once wait for each other instead of
-# deadlocking.
+# (Hamming distance of the 64-bit perceptual hashes), upserted as links in both directions;
+# it returns the ids linked to. Rows go in in key order, so that two twins enriched at once
+# wait for each other instead of deadlocking. A link already stored with the same figures is
+# not written again (only locked): both reports' jobs compute each pair, and in a hot spot,
+# where the jobs run behind the reports, the second job used to rewrite every pair the first
+# had written.
 _LINK_DUPLICATES = text("""
 WITH me AS (
     SELECT id, location, created_at, description FROM reports
@@ -157,16 +160,21 @@ WITH me AS (
     UNION ALL
     SELECT other_id, :report_id, distance_m, hours_apart, text_similarity, photo_match
     FROM linked
+), written AS (
+    INSERT INTO report_links AS l
+        (report_id, other_id, distance_m, hours_apart, text_similarity, photo_match,
+         created_at)
+    SELECT report_id, other_id, distance_m, hours_apart, text_similarity, photo_match, now()
+    FROM pairs ORDER BY report_id, other_id
+    ON CONFLICT (report_id, other_id) DO UPDATE SET
+        distance_m = excluded.distance_m, hours_apart = excluded.hours_apart,
+        text_similarity = excluded.text_similarity,
+        photo_match = l.photo_match OR excluded.photo_match
+    WHERE (l.distance_m, l.hours_apart, l.text_similarity, l.photo_match)
+          IS DISTINCT FROM (excluded.distance_m, excluded.hours_apart,
+                            excluded.text_similarity, l.photo_match OR excluded.photo_match)
 )
-INSERT INTO report_links AS l
-    (report_id, other_id, distance_m, hours_apart, text_similarity, photo_match, created_at)
-SELECT report_id, other_id, distance_m, hours_apart, text_similarity, photo_match, now()
-FROM pairs ORDER BY report_id, other_id
-ON CONFLICT (report_id, other_id) DO UPDATE SET
-    distance_m = excluded.distance_m, hours_apart = excluded.hours_apart,
-    text_similarity = excluded.text_similarity,
-    photo_match = l.photo_match OR excluded.photo_match
-RETURNING other_id
+SELECT other_id FROM linked
 """)
 
 
@@ -183,7 +191,7 @@ def link_possible_duplicates(report_id: uuid.UUID) -> list[uuid.UUID]:
         "min_similarity": config.DUPLICATE_TEXT_SIMILARITY,
         "max_bits": config.DUPLICATE_PHOTO_MAX_BITS,
     })
-    return sorted({other for other in returned if other != report_id})
+    return sorted(set(returned))
 
 
 # compute_priority tells 0, 1 or 2, and CORROBORATED_AT or more links apart: links are counted
