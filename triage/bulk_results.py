@@ -52,4 +52,3 @@ def kept_results(user_id: str, token: str) -> dict | None:
         return None
     kept = json.loads(kept)
     return kept["results"] if kept["user"] == user_id else None
-
