@@ -614,37 +614,27 @@ def test_forward_to_two_authorities_actions_the_report_and_queues_the_emails(
             "about 100 m") in page
 
 
-def test_forward_without_an_authority_is_explained_and_keeps_the_note(app, ana, authorities):
+@pytest.mark.parametrize(("data", "shown"), [
+    pytest.param({"note": "careful words"},
+                 ['<a href="#forward-authority_ids">Choose at least one authority to forward it '
+                  'to.</a>', "careful words</textarea>"],
+                 id="no authority: explained, the note kept"),
+    pytest.param({"authority_ids": ["police"], "note": "before\x00after"},
+                 ['<a href="#forward-note">At most 10000 characters, without NUL.</a>'],
+                 id="a NUL in the note: refused by the service, not the database"),
+    pytest.param({"authority_ids": ["police"], "include_contact": "y"},
+                 ["The reporter did not consent to be contacted."],
+                 id="contact details without the reporter's consent"),
+])
+def test_a_refused_forward_says_why_and_stores_nothing(app, ana, authorities, data, shown):
     report_id = _report(app)
-    response = post(ana, report_id, "forwards", "forward", {"note": "careful words"})
+    if "authority_ids" in data:
+        data = {**data, "authority_ids": [authorities[name] for name in data["authority_ids"]]}
+    response = post(ana, report_id, "forwards", "forward", data)
     body = text_of(response)
     assert response.status_code == 422
-    assert ('<a href="#forward-authority_ids">Choose at least one authority to forward it to.</a>'
-            in body)
-    assert "careful words</textarea>" in body
-    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
-
-
-def test_forward_with_a_nul_in_the_note_is_refused_by_the_service_not_the_database(
-    app, ana, authorities
-):
-    report_id = _report(app)
-    response = post(ana, report_id, "forwards", "forward",
-                    {"authority_ids": [authorities["police"]], "note": "before\x00after"})
-    assert response.status_code == 422
-    assert '<a href="#forward-note">At most 10000 characters, without NUL.</a>' in text_of(
-        response)
-    assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
-
-
-def test_forward_with_contact_details_is_refused_without_the_reporter_s_consent(
-    app, ana, authorities
-):
-    report_id = _report(app)
-    response = post(ana, report_id, "forwards", "forward",
-                    {"authority_ids": [authorities["police"]], "include_contact": "y"})
-    assert response.status_code == 422
-    assert "The reporter did not consent to be contacted." in text_of(response)
+    for fragment in shown:
+        assert fragment in body
     assert _load(app, report_id).state == "new" and _forwards(app, report_id) == []
 
 
