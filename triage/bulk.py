@@ -9,7 +9,7 @@ nothing and come back as errors on the form with the ticks kept.
 
 from __future__ import annotations
 
-from flask import redirect, request, url_for
+from flask import redirect, url_for
 from flask_login import current_user, login_required
 
 from stopapp.accounts.services import list_users
@@ -18,7 +18,7 @@ from stopapp.errors import ForbiddenError, ProblemError, ValidationError
 from stopapp.review import queue, services
 from triage import blueprint
 from triage.bulk_forms import ACTION_LABELS, BulkForm
-from triage.bulk_results import RESULTS_PARAM, keep_results
+from triage.bulk_results import RESULTS_PARAM, keep_results, query_without_results
 from triage.forms import DISMISS_REASON_LABELS, STATE_LABELS, show_refusal
 from triage.pages import queue_page
 from triage.security import current_actor
@@ -56,8 +56,8 @@ def bulk():
     token = keep_results(current_user.get_id(), summary)
     if token is None:  # Redis unreachable: shown now, and a reload would post the form again
         return queue_page(results=summary)
-    filters = {key: request.args.getlist(key) for key in request.args if key != RESULTS_PARAM}
-    return redirect(url_for("triage.queue", **filters, **{RESULTS_PARAM: token}), 303)
+    return redirect(url_for("triage.queue", **query_without_results(), **{RESULTS_PARAM: token}),
+                    303)
 
 
 def _action_name(form: BulkForm, actor) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 
+from flask import request
 from redis.exceptions import RedisError
 
 from stopapp.extensions import redis_client
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 RESULTS_KEPT_S = 15 * 60
 # The query parameter that carries their token to the queue.
 RESULTS_PARAM = "results"
+
+
+def query_without_results() -> dict[str, list[str]]:
+    """This request's query string without the results' token (where the queue's own links
+    and the bulk form lead, so that they never carry it on)."""
+    return {key: request.args.getlist(key) for key in request.args if key != RESULTS_PARAM}
 
 
 def _key(token: str) -> str:

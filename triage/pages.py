@@ -28,7 +28,7 @@ from stopapp.review import queue, services
 from stopapp.review.taxonomy import list_taxonomy
 from triage import blueprint
 from triage.bulk_forms import BulkForm
-from triage.bulk_results import RESULTS_PARAM, kept_results
+from triage.bulk_results import RESULTS_PARAM, kept_results, query_without_results
 from triage.forms import STATE_LABELS, QueueFilterForm, _bbox
 from triage.report_actions import report_page
 from triage.security import current_actor
@@ -83,7 +83,7 @@ def queue_page(*, bulk_form: BulkForm | None = None, results: dict | None = None
         bulk_form.offer(list_taxonomy(actor), list_users(actor)[0] if can_assign else [])
     # This page's query without a bulk action's results (where the bulk form comes back to),
     # and without the cursor as well: the base of the "next page" and "first page" links.
-    this_page = {key: request.args.getlist(key) for key in request.args if key != RESULTS_PARAM}
+    this_page = query_without_results()
     args = {key: values for key, values in this_page.items() if key != "cursor"}
     without_bbox = {key: value for key, value in args.items() if key != "bbox"}
     return render_template("triage/queue.html", form=form, page=page, args=args,
