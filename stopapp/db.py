@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from weakref import WeakKeyDictionary, finalize
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Engine, event
+from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
@@ -27,8 +29,8 @@ def unit_of_work(*, single_statement: bool = False) -> Iterator[Session]:
 
     `single_statement=True` is for a block whose only write is one statement, sent with
     `one_statement` (intake): a statement is atomic on its own, so it runs in autocommit on a
-    pooled connection of its own, committed when it returns, which saves the BEGIN and COMMIT
-    round trips and the session's bookkeeping. Where the session is bound to a connection
+    connection kept for single statements, committed when it returns, which saves the BEGIN
+    and COMMIT round trips and the session's bookkeeping. Where the session is bound to a connection
     already in a transaction (the tests' rolled-back one), it is an ordinary unit of work.
     """
     engine = _unbound_engine() if single_statement else None
@@ -77,42 +79,109 @@ def _unbound_engine() -> Engine | None:
     return db.engine
 
 
+def libpq_dsn(database_url: str | URL) -> str:
+    """The SQLAlchemy URL of the app as a plain libpq connection string."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+class _StatementConnections:
+    """The single statements' own autocommit connections to one engine's database, per process.
+
+    Checking a connection out of SQLAlchemy's pool and back in (its events, the reset on
+    return) and switching it to autocommit and back cost about a twelfth of a report
+    submission's CPU in the web process (measured in one process, alternating the two ways).
+    These connections stay in autocommit, and a request thread takes the last one put back
+    (LIFO, so a quiet process keeps using the same few). There are never more than the
+    process's concurrent single statements (its request threads); they come on top of the
+    pool's, which the other requests use. The pool's rules are kept: a connection idle for
+    PING_AFTER_IDLE_S or more is pinged first, and a lost connection discards every idle one
+    (SQLAlchemy discards its whole pool on a disconnect too).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        # Not the engine itself: it is the key of a weak mapping to this object.
+        self.ping = engine.dialect.do_ping
+        self.dsn = libpq_dsn(engine.url)
+        self.idle: list[tuple[psycopg.Connection, float]] = []
+        self.pid = os.getpid()
+
+    def take(self) -> psycopg.Connection:
+        if self.pid != os.getpid():  # a forked child must not share its parent's sockets
+            self.idle, self.pid = [], os.getpid()
+        while True:
+            try:
+                conn, idle_since = self.idle.pop()  # atomic: one thread gets each connection
+            except IndexError:
+                return psycopg.connect(self.dsn, autocommit=True)
+            if time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+                return conn
+            try:
+                self.ping(conn)
+            except psycopg.Error:
+                conn.close()
+                continue
+            return conn
+
+    def put_back(self, conn: psycopg.Connection) -> None:
+        if conn.closed or conn.broken:
+            self.discard_idle()
+        else:
+            self.idle.append((conn, time.monotonic()))
+
+    def discard_idle(self) -> None:
+        while self.idle:
+            try:
+                conn, _ = self.idle.pop()
+            except IndexError:
+                break
+            conn.close()
+
+
+_statement_connections: WeakKeyDictionary[Engine, _StatementConnections] = WeakKeyDictionary()
+
+
+def _connections_for(engine: Engine) -> _StatementConnections:
+    try:
+        return _statement_connections[engine]
+    except KeyError:
+        connections = _statement_connections.setdefault(engine, _StatementConnections(engine))
+        # Closed with the engine: by its dispose(), or when it is dropped without one.
+        event.listen(engine, "engine_disposed", lambda _engine: connections.discard_idle())
+        finalize(engine, connections.discard_idle)
+        return connections
+
+
 def one_statement(sql: str, params: Mapping[str, object]) -> list:
     """The rows of one SQL statement (psycopg's %(name)s parameters; none for a statement
     without RETURNING), sent as it is.
 
-    Inside unit_of_work(single_statement=True) it runs in autocommit, committed when this
-    returns; anywhere else in the unit of work's transaction. Errors leave as SQLAlchemy's
-    DBAPIError (OperationalError when the server is gone, which the API answers 503), and a
-    lost connection invalidates the pool, as SQLAlchemy does for its own statements.
+    Inside unit_of_work(single_statement=True) it runs in autocommit on a connection kept for
+    single statements (see _StatementConnections), committed when this returns; anywhere else
+    in the unit of work's transaction. Errors leave as SQLAlchemy's DBAPIError
+    (OperationalError when the server is gone, which the API answers 503), without the
+    statement's values.
     """
     engine = _autocommit_engine.get()
     if engine is None:
         result = db.session.connection().exec_driver_sql(sql, params)
         return result.all() if result.returns_rows else []
-    pooled = engine.raw_connection()
-    conn: psycopg.Connection = pooled.driver_connection
+    connections = _connections_for(engine)
+    conn = None
     try:
-        conn.autocommit = True
-        try:
-            with conn.cursor(row_factory=namedtuple_row) as cursor:
-                cursor.execute(sql, params)
-                # rownumber is None when there is no result set to fetch: the same test as
-                # `description is not None`, without building a Column for each field.
-                return cursor.fetchall() if cursor.rownumber is not None else []
-        finally:
-            if not conn.closed:
-                conn.autocommit = False
+        conn = connections.take()
+        with conn.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql, params)
+            # rownumber is None when there is no result set to fetch: the same test as
+            # `description is not None`, without building a Column for each field.
+            return cursor.fetchall() if cursor.rownumber is not None else []
     except psycopg.Error as exc:
-        lost = engine.dialect.is_disconnect(exc, conn, None)
-        if lost:
-            engine.pool._invalidate(pooled, exc)  # noqa: SLF001 - what SQLAlchemy does itself
         raise DBAPIError.instance(
             sql, params, exc, psycopg.Error, hide_parameters=True,
-            connection_invalidated=lost, dialect=engine.dialect,
+            connection_invalidated=conn is None or conn.broken, dialect=engine.dialect,
         ) from exc
     finally:
-        pooled.close()
+        if conn is not None:
+            connections.put_back(conn)
 
 
 def ping_when_idle(engine: Engine, idle_s: float = PING_AFTER_IDLE_S) -> None:

@@ -1,5 +1,5 @@
-"""The one-statement unit of work (autocommit on a pooled connection of its own) and the pool's
-ping of idle connections (stopapp/db.py)."""
+"""The one-statement unit of work (autocommit on a connection kept for single statements) and
+the pool's ping of idle connections (stopapp/db.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from stopapp.db import one_statement, ping_when_idle, unit_of_work
+from stopapp.db import libpq_dsn, one_statement, ping_when_idle, unit_of_work
 from stopapp.extensions import db
-from tests.conftest import DATABASE_URL
+from tests.conftest import DATABASE_URL, new_key, submit
+from tests.helpers import assert_problem
 
 SCRATCH = "CREATE TABLE IF NOT EXISTS uow_scratch (n int)"
 
@@ -138,3 +139,59 @@ def test_a_burst_of_request_threads_keeps_its_connections(committed_app):
     first = burst()
     assert len(first) == threads
     assert burst() == first
+
+
+def _backends(app) -> set[int]:
+    """The server processes of the single statements' own connections, by their pid."""
+    with app.app_context(), unit_of_work(single_statement=True):
+        return {one_statement("SELECT pg_backend_pid() AS pid", {})[0].pid}
+
+
+def _alive(pid: int) -> bool:
+    with psycopg.connect(libpq_dsn(DATABASE_URL), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                            (pid,)).fetchone()[0] == 1
+
+
+def _terminate(pid: int) -> None:
+    """What a server restart or a proxy's idle timeout does to one connection."""
+    with psycopg.connect(libpq_dsn(DATABASE_URL), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
+def test_single_statements_have_autocommit_connections_apart_from_the_pool(committed_app):
+    (pid,) = _backends(committed_app)
+    assert _backends(committed_app) == {pid}  # put back and taken again
+    with committed_app.app_context(), unit_of_work():
+        session_conn = db.session.connection().connection.driver_connection
+        assert session_conn.autocommit is False
+        assert session_conn.info.backend_pid != pid
+    with committed_app.app_context():
+        db.engine.dispose()  # closes them with the pool's
+    assert not _alive(pid)
+
+
+def test_a_connection_lost_in_use_fails_one_submission_with_503_and_is_replaced(committed_app):
+    (pid,) = _backends(committed_app)
+    _terminate(pid)
+    client = committed_app.test_client()
+    key = new_key()
+    # Used a moment ago, so not pinged: the submission meets the closed connection.
+    first = submit(client, key=key)
+    assert_problem(first, 503)
+    assert first.headers["Retry-After"]
+    # The phone's retry is stored, once, on a new connection.
+    assert submit(client, key=key).status_code == 201
+    with committed_app.app_context():
+        assert db.session.scalar(text("SELECT count(*) FROM reports")) == 1
+    (fresh,) = _backends(committed_app)
+    assert fresh != pid
+
+
+def test_a_connection_lost_while_idle_is_pinged_and_replaced(committed_app, monkeypatch):
+    (pid,) = _backends(committed_app)
+    monkeypatch.setattr("stopapp.db.PING_AFTER_IDLE_S", 0.2)
+    _terminate(pid)
+    time.sleep(0.3)
+    (fresh,) = _backends(committed_app)  # no error: the ping found it dead
+    assert fresh != pid

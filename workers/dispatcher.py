@@ -44,10 +44,9 @@ from threading import Event
 import psycopg
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
-from stopapp.db import unit_of_work
+from stopapp.db import libpq_dsn, unit_of_work
 from stopapp.reports.services import triage_jobs, untriaged_reports
 from stopapp.tasks import send_jobs
 
@@ -89,11 +88,6 @@ _NEW_ROWS = """
     WHERE state = 'received' AND created_at >= %(horizon)s
     ORDER BY created_at
 """
-
-
-def libpq_dsn(database_url: str) -> str:
-    """The SQLAlchemy URL of the app as a plain libpq connection string."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
 class Dispatcher:
