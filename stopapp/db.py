@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from weakref import WeakKeyDictionary, finalize
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -30,8 +31,9 @@ def unit_of_work(*, single_statement: bool = False) -> Iterator[Session]:
     `single_statement=True` is for a block whose only write is one statement, sent with
     `one_statement` (intake): a statement is atomic on its own, so it runs in autocommit on a
     connection kept for single statements, committed when it returns, which saves the BEGIN
-    and COMMIT round trips and the session's bookkeeping. Where the session is bound to a connection
-    already in a transaction (the tests' rolled-back one), it is an ordinary unit of work.
+    and COMMIT round trips and the session's bookkeeping. Where the session is bound to a
+    connection already in a transaction (the tests' rolled-back one), it is an ordinary unit of
+    work.
     """
     engine = _unbound_engine() if single_statement else None
     if engine is not None:
@@ -125,6 +127,8 @@ class _StatementConnections:
     def put_back(self, conn: psycopg.Connection) -> None:
         if conn.closed or conn.broken:
             self.discard_idle()
+        elif conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.close()  # left mid-statement (an exception that was not psycopg's)
         else:
             self.idle.append((conn, time.monotonic()))
 

@@ -119,22 +119,33 @@ def test_idle_connections_are_pinged_and_replaced_when_dead(migrated_database, m
         engine.dispose()
 
 
-def test_a_burst_of_request_threads_keeps_its_connections(committed_app):
+def _session_backend(app) -> int:
+    with app.app_context(), unit_of_work():
+        return db.session.scalar(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"))
+
+
+def _statement_backend(app) -> int:
+    with app.app_context(), unit_of_work(single_statement=True):
+        return one_statement("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)", {})[0].pid
+
+
+@pytest.mark.parametrize("backend", [_session_backend, _statement_backend],
+                         ids=["sessions, from the pool", "single statements, kept apart"])
+def test_a_burst_of_request_threads_keeps_its_connections(committed_app, backend):
     """As many concurrent request threads as a web worker may run (WEB_THREADS up to the pool
     size) reuse the same server connections burst after burst: a checkout beyond the pool
-    would open a connection and close it again after that one statement."""
+    would open a connection and close it again after that one use."""
     threads = int(committed_app.extensions["stopapp.config"].DATABASE_POOL_SIZE)
     assert threads >= 8
     started = threading.Barrier(threads)
 
     def burst() -> set[int]:
-        def statement(_: int) -> int:
-            with committed_app.app_context(), unit_of_work(single_statement=True):
-                started.wait(timeout=10)  # all checked out at once, not one after another
-                return one_statement("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)", {})[0].pid
+        def run(_: int) -> int:
+            started.wait(timeout=10)  # all at once, not one after another
+            return backend(committed_app)
 
         with ThreadPoolExecutor(threads) as pool:
-            return set(pool.map(statement, range(threads)))
+            return set(pool.map(run, range(threads)))
 
     first = burst()
     assert len(first) == threads
