@@ -152,12 +152,6 @@ def test_a_burst_of_request_threads_keeps_its_connections(committed_app, backend
     assert burst() == first
 
 
-def _backends(app) -> set[int]:
-    """The server processes of the single statements' own connections, by their pid."""
-    with app.app_context(), unit_of_work(single_statement=True):
-        return {one_statement("SELECT pg_backend_pid() AS pid", {})[0].pid}
-
-
 def _alive(pid: int) -> bool:
     with psycopg.connect(libpq_dsn(DATABASE_URL), autocommit=True) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
@@ -171,8 +165,8 @@ def _terminate(pid: int) -> None:
 
 
 def test_single_statements_have_autocommit_connections_apart_from_the_pool(committed_app):
-    (pid,) = _backends(committed_app)
-    assert _backends(committed_app) == {pid}  # put back and taken again
+    pid = _statement_backend(committed_app)
+    assert _statement_backend(committed_app) == pid  # put back and taken again
     with committed_app.app_context(), unit_of_work():
         session_conn = db.session.connection().connection.driver_connection
         assert session_conn.autocommit is False
@@ -183,7 +177,7 @@ def test_single_statements_have_autocommit_connections_apart_from_the_pool(commi
 
 
 def test_a_connection_lost_in_use_fails_one_submission_with_503_and_is_replaced(committed_app):
-    (pid,) = _backends(committed_app)
+    pid = _statement_backend(committed_app)
     _terminate(pid)
     client = committed_app.test_client()
     key = new_key()
@@ -195,14 +189,14 @@ def test_a_connection_lost_in_use_fails_one_submission_with_503_and_is_replaced(
     assert submit(client, key=key).status_code == 201
     with committed_app.app_context():
         assert db.session.scalar(text("SELECT count(*) FROM reports")) == 1
-    (fresh,) = _backends(committed_app)
+    fresh = _statement_backend(committed_app)
     assert fresh != pid
 
 
 def test_a_connection_lost_while_idle_is_pinged_and_replaced(committed_app, monkeypatch):
-    (pid,) = _backends(committed_app)
+    pid = _statement_backend(committed_app)
     monkeypatch.setattr("stopapp.db.PING_AFTER_IDLE_S", 0.2)
     _terminate(pid)
     time.sleep(0.3)
-    (fresh,) = _backends(committed_app)  # no error: the ping found it dead
+    fresh = _statement_backend(committed_app)  # no error: the ping found it dead
     assert fresh != pid
