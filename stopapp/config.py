@@ -42,10 +42,12 @@ class Config:
     STOPAPP_ENV: str = "development"
     DATABASE_URL: str = "postgresql+psycopg://postgres@127.0.0.1:5432/stopapp"
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
-    # Connections each process keeps open to PostgreSQL. Keep it at least the web worker's
-    # thread count (WEB_THREADS): each request thread holds one, and a checkout beyond the pool
-    # opens a connection that is closed again after that one use (a new server process each
-    # time; with 8 threads and a pool of 5, intake ran at a third of its speed).
+    # Connections each process keeps open to PostgreSQL for its sessions. Keep it at least the
+    # web worker's thread count (WEB_THREADS): each request thread holds one, and a checkout
+    # beyond the pool opens a connection that is closed again after that one use (a new server
+    # process each time; with 8 threads and a pool of 5, intake, then on this pool, ran at a
+    # third of its speed). Report intake's single statement has connections of its own, up to
+    # one per request thread (stopapp/db.py _StatementConnections).
     DATABASE_POOL_SIZE: int = 10
     SECRET_KEY: str = DEV_SECRET_KEY
     # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
