@@ -8,6 +8,7 @@ query needs: they EXPLAIN the real statements on a few thousand reports in mixed
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import event, text
 from stopapp.accounts.models import User
 from stopapp.db import unit_of_work
 from stopapp.extensions import db
+from stopapp.reports import services as reports
 from stopapp.reports.services import reports_awaiting_triage
 from stopapp.review import queue
 from stopapp.review.enrichment import link_possible_duplicates
@@ -145,6 +147,41 @@ def test_a_new_report_writes_neither_partial_index(app):
                   "ix_reports_location_geometry", "ix_reports_assignee_id"):
         assert predicates[total] is None, total
 
+
+
+def test_intake_finds_a_retry_through_the_key_index_in_a_plan_made_on_an_empty_table(app):
+    """psycopg prepares the intake statement, and PostgreSQL soon keeps one generic plan for
+    it until the table's statistics change; a plan made on a fresh, empty table must not read
+    the whole table for every submission later. (A combined INSERT of several submissions
+    whose key lookup was a join got a hash join over a sequential scan there, and doubled
+    PostgreSQL's CPU per report in bench/intake.py until the next ANALYZE.)"""
+    numbers: dict[str, int] = {}
+    statement = re.sub(r"%\((\w+)\)s",
+                       lambda m: f"${numbers.setdefault(m.group(1), len(numbers) + 1)}",
+                       re.sub(r"\breports\b", "empty_reports", reports._SUBMIT))
+    with app.app_context(), unit_of_work():
+        connection = db.session.connection()
+        connection.exec_driver_sql(
+            "CREATE TEMP TABLE empty_reports (LIKE reports INCLUDING ALL) ON COMMIT DROP")
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        connection.exec_driver_sql("PREPARE submit_generic AS " + statement)
+        try:
+            types = connection.exec_driver_sql(
+                "SELECT unnest(parameter_types)::text FROM pg_prepared_statements "
+                "WHERE name = 'submit_generic'").scalars().all()
+            plan = connection.exec_driver_sql(
+                "EXPLAIN (FORMAT JSON) EXECUTE submit_generic("
+                + ", ".join(f"NULL::{kind}" for kind in types) + ")").scalar()
+        finally:
+            connection.exec_driver_sql("DEALLOCATE submit_generic")
+    nodes, scans = [plan[0]["Plan"]], []
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == "empty_reports":
+            scans.append((node["Node Type"], node.get("Index Name")))
+        nodes.extend(node.get("Plans", []))
+    assert ("Index Scan", "empty_reports_idempotency_key_hash_key") in scans, scans
+    assert all(kind != "Seq Scan" for kind, _index in scans), scans
 
 def test_the_reconciler_finds_received_reports_by_age_through_an_index(loaded):
     [(names, sequential)] = plans(lambda: reports_awaiting_triage(timedelta(minutes=1)))
