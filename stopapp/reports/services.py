@@ -71,8 +71,8 @@ TRIAGE_TIMEOUT_S = 120
 
 
 # The dispatcher queues new reports' triage in jobs of up to this many reports: queueing an RQ
-# job costs about 0.2 ms of CPU in a batch, more than the notification that brings its report,
-# so one job per report was the dispatcher's main cost under load. Kept small so that a burst
+# job costs about 0.2 ms of CPU in a batch, more than the poll that finds its report, so one
+# job per report was the dispatcher's main cost under load. Kept small so that a burst
 # is still shared between the triage workers, and a batch's time stays within a report's.
 TRIAGE_BATCH_MAX = 20
 TRIAGE_ONE, TRIAGE_MANY = "workers.jobs.triage_report", "workers.jobs.triage_reports"
@@ -180,11 +180,11 @@ def _encrypted_contact(contact: dict | None) -> bytes | None:
 # One statement per submission, sent to psycopg as it is (no SQLAlchemy compilation; psycopg
 # prepares it on the server after a few uses). A retry finds its row through the unique index
 # on the key hash and inserts nothing. A new report is inserted with its reference drawn by
-# the column default (report_reference(), migration i9_intake), and the table's trigger
-# notifies the dispatcher (workers/dispatcher.py), which queues the triage job once the
-# transaction has committed. A concurrent first request with the same key makes the INSERT
-# wait for it and then do nothing; the statement then returns no row, as its snapshot is
-# older than that commit, and a second SELECT finds the row.
+# the column default (report_reference(), migration i9_intake); nothing here is for the
+# queue: the dispatcher (workers/dispatcher.py) finds the committed row by polling and queues
+# its triage job. A concurrent first request with the same key makes the INSERT wait for it
+# and then do nothing; the statement then returns no row, as its snapshot is older than that
+# commit, and a second SELECT finds the row.
 _SUBMIT = """
     WITH existing AS (
         SELECT id, reference, created_at, request_hash, false AS created
